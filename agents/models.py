@@ -1,0 +1,153 @@
+"""Agents: pending registrations (contract §3-§5) and claimed agents with their API keys."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from endpoints.models import TenantScopedQuerySet
+from smotra.models import TimestampedModel
+
+# Wrong claim tokens that lock a pending registration until the agent registers again (contract §5).
+MAX_FAILED_CLAIMS = 5
+
+
+class AgentStatus(models.TextChoices):
+    ONLINE = "online", "Online"
+    OFFLINE = "offline", "Offline"
+    NEVER_SEEN = "never_seen", "Never seen"
+    REVOKED = "revoked", "Revoked"
+
+
+class RegistrationState(models.TextChoices):
+    PENDING = "pending", "Pending claim"
+    CLAIMED = "claimed", "Claimed, key not yet delivered"
+    DELIVERED = "delivered", "Key delivered"
+
+
+class AgentRegistration(models.Model):
+    """An agent's self-registration, keyed by the id the agent chose, until (and after) it is claimed.
+
+    Holds the SHA-256 of the agent's claim token, the poll counter behind ``pollIn`` backoff, the
+    failed-claim counter behind the lock, and the plaintext API key for exactly one delivery."""
+
+    agent_id = models.UUIDField(primary_key=True)
+    claim_token_hash = models.CharField(max_length=64)
+    hostname = models.CharField(max_length=255)
+    agent_version = models.CharField(max_length=100)
+    ip_addresses = models.JSONField(default=list, blank=True)
+    source_address = models.GenericIPAddressField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=RegistrationState.choices, default=RegistrationState.PENDING)
+    registered_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    poll_count = models.PositiveIntegerField(default=0)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    failed_claim_attempts = models.PositiveIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The key in clear, between the claim and its single delivery; cleared in the delivering UPDATE.
+    pending_api_key = models.CharField(max_length=128, null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-registered_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=RegistrationState.values),
+                name="registration_state_valid",
+                violation_error_message="Unknown registration state.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(claim_token_hash__regex=r"^[0-9a-f]{64}$"),  # noqa: S106 - a hash pattern
+                name="registration_claim_token_hash_hex",
+                violation_error_message="The claim token hash must be 64 lower-case hex characters.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} ({self.agent_id})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    @property
+    def is_locked(self) -> bool:
+        return self.failed_claim_attempts >= MAX_FAILED_CLAIMS
+
+
+class AgentQuerySet(TenantScopedQuerySet):
+    def with_status(self, status: str, *, now=None) -> AgentQuerySet:
+        """Agents whose computed status (see :meth:`Agent.status`) is ``status``, in SQL."""
+        cutoff = (now or timezone.now()) - timedelta(seconds=settings.SMOTRA.agent.offline_after)
+        live = self.filter(revoked_at__isnull=True)
+        return {
+            AgentStatus.REVOKED: self.filter(revoked_at__isnull=False),
+            AgentStatus.NEVER_SEEN: live.filter(last_seen_at__isnull=True),
+            AgentStatus.ONLINE: live.filter(last_seen_at__gte=cutoff),
+            AgentStatus.OFFLINE: live.filter(last_seen_at__lt=cutoff),
+        }[status]
+
+
+class Agent(TimestampedModel):
+    """A claimed agent. Its id is the UUID the agent chose when it registered."""
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    section = models.ForeignKey("tenants.Section", on_delete=models.PROTECT, related_name="agents")
+    name = models.CharField(max_length=200)
+    hostname = models.CharField(max_length=255, blank=True, default="")
+    agent_version = models.CharField(max_length=100, blank=True, default="")
+    ip_addresses = models.JSONField(default=list, blank=True)
+    tags = models.ManyToManyField("endpoints.Tag", blank=True, related_name="agents")
+    self_endpoint = models.OneToOneField(
+        "endpoints.Endpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="self_agent"
+    )
+    monitoring_overrides = models.JSONField(default=dict, blank=True)
+    server_overrides = models.JSONField(default=dict, blank=True)
+    storage_overrides = models.JSONField(default=dict, blank=True)
+    config_version = models.PositiveBigIntegerField(default=1)
+    # SHA-256 hex of the API key; the key itself is never stored after its delivery.
+    api_key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    api_key_prefix = models.CharField(max_length=16, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    last_result_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AgentQuerySet.as_manager()
+
+    # Agents authenticate as themselves: DRF and the access log treat them as principals.
+    is_agent = True
+    is_authenticated = True
+    is_superuser = False
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["section", "name"], name="agent_section_name")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(config_version__gte=1),
+                name="agent_config_version_positive",
+                violation_error_message="The configuration version starts at 1.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def status(self, *, now=None) -> str:
+        """online / offline / never_seen / revoked, from last seen and ``agent.offline_after``."""
+        if self.revoked_at is not None:
+            return AgentStatus.REVOKED
+        if self.last_seen_at is None:
+            return AgentStatus.NEVER_SEEN
+        cutoff = (now or timezone.now()) - timedelta(seconds=settings.SMOTRA.agent.offline_after)
+        return AgentStatus.ONLINE if self.last_seen_at >= cutoff else AgentStatus.OFFLINE

@@ -1,0 +1,61 @@
+"""Operational endpoints at the root: /healthz, /healthz/ready, /healthz/live."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+from smotra import serving
+
+READY_DATABASE_BUDGET_SECONDS = 2.0
+
+
+def database_check() -> dict:
+    """Run ``SELECT 1``; report status, message and the time it took."""
+    started = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # any driver error means "not healthy"; never a 500 from a health check
+        connection.close_if_unusable_or_obsolete()
+        elapsed = (time.perf_counter() - started) * 1000
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return {"status": "unhealthy", "message": first_line[:200], "response_time_ms": round(elapsed, 2)}
+    elapsed = (time.perf_counter() - started) * 1000
+    return {"status": "healthy", "message": "ok", "response_time_ms": round(elapsed, 2)}
+
+
+@require_GET
+def healthz(request):
+    database = database_check()
+    healthy = database["status"] == "healthy"
+    body = {
+        "status": "healthy" if healthy else "unhealthy",
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "version": settings.SMOTRA_VERSION,
+        "uptime_seconds": round(serving.uptime_seconds(), 3),
+        "components": {"database": database},
+    }
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+@require_GET
+def ready(request):
+    """Ready when not draining and the database answers within two seconds (load balancers poll this)."""
+    if serving.is_draining():
+        return JsonResponse({"status": "draining"}, status=503)
+    database = database_check()
+    slow = database["response_time_ms"] > READY_DATABASE_BUDGET_SECONDS * 1000
+    ok = database["status"] == "healthy" and not slow
+    return JsonResponse({"status": "ready" if ok else "not_ready", "database": database}, status=200 if ok else 503)
+
+
+@require_GET
+def live(request):
+    return JsonResponse({"status": "alive"})

@@ -1,0 +1,60 @@
+"""OpenAPI generation: the canonical /api/v1 paths only, and the error shape on every operation."""
+
+from __future__ import annotations
+
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from rest_framework import serializers
+
+CANONICAL_PREFIX = "/api/v1"
+
+# Statuses any API operation can answer with the error body; body-related ones only for writes.
+ERROR_STATUSES = {
+    "400": "Invalid input or malformed JSON",
+    "401": "Missing or invalid credentials",
+    "403": "Authenticated but not allowed",
+    "404": "Not found",
+    "405": "Method not allowed",
+    "406": "Not acceptable",
+    "429": "Too many requests",
+    "500": "Unexpected server error",
+    "503": "Database unavailable, retry later",
+}
+BODY_ERROR_STATUSES = {"413": "Request body too large", "415": "Unsupported media type"}
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    issue = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The contract's error body (AGENT_API.md §2)."""
+
+    error = serializers.CharField(help_text="snake_case error code")
+    message = serializers.CharField()
+    details = ErrorDetailSerializer(many=True, required=False)
+    request_id = serializers.CharField()
+
+
+def only_canonical_prefix(endpoints, **kwargs):
+    """The API is mounted three times (contract §1); the schema documents the canonical mount."""
+    return [
+        endpoint
+        for endpoint in endpoints
+        if endpoint[0] == CANONICAL_PREFIX or endpoint[0].startswith(CANONICAL_PREFIX + "/")
+    ]
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """Adds the shared error responses to every operation that does not declare its own."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        statuses = dict(ERROR_STATUSES)
+        if self.method in ("POST", "PUT", "PATCH"):
+            statuses.update(BODY_ERROR_STATUSES)
+        for status, description in statuses.items():
+            if status not in responses:
+                responses[status] = self._get_response_for_code(ErrorSerializer, status, direction=direction)
+                responses[status]["description"] = description
+        return responses

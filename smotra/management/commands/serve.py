@@ -1,0 +1,101 @@
+"""``manage.py serve``: migrate, then run gunicorn under a small supervisor that drains on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import connections
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGTERM gunicorn if this supervisor dies without draining."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Command(BaseCommand):
+    help = (
+        "Apply migrations, then serve with gunicorn on server.host:server.port. "
+        "Choose the configuration file with -c/--config PATH (handled by manage.py). "
+        "SIGTERM drains: readiness answers 503 for server.drain_delay, then in-flight requests "
+        "finish and the process exits within server.shutdown_timeout."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-migrate", action="store_true", help="Do not apply migrations first.")
+
+    def handle(self, *args, **options):
+        if not options["no_migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
+        connections.close_all()  # nothing may be inherited by the forked workers
+        runtime = Path(tempfile.mkdtemp(prefix="smotra-serve-"))
+        env = self.child_environment(runtime)
+        self.stdout.write(f"smotra: serving on {settings.SMOTRA.server.host}:{settings.SMOTRA.server.port}")
+        self.stdout.flush()
+        gunicorn = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:smotra.gunicorn_conf", "smotra.wsgi:application"],
+            env=env,
+            # Own process group: a signal sent to our group (timeout, a terminal's ^C) reaches only us,
+            # so the drain runs before gunicorn hears anything. Gunicorn dies with us if we are killed.
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        try:
+            code = self.supervise(gunicorn, Path(env["SMOTRA_DRAIN_FILE"]))
+        finally:
+            shutil.rmtree(runtime, ignore_errors=True)
+        if code:
+            sys.exit(code)
+
+    def child_environment(self, runtime: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("DJANGO_SETTINGS_MODULE", "smotra.settings")
+        # prometheus_client reads this at import time, so it must be set before gunicorn starts.
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(runtime / "metrics"))
+        env["SMOTRA_DRAIN_FILE"] = str(runtime / "draining")
+        env["SMOTRA_STARTED_AT"] = str(time.time())
+        return env
+
+    def supervise(self, gunicorn: subprocess.Popen, drain_file: Path) -> int:
+        """Wait for gunicorn; on SIGTERM/SIGINT drain first, then stop it gracefully."""
+        stop_requested: list[int] = []
+
+        def request_stop(signum, frame):
+            stop_requested.append(signum)
+
+        def forward(signum, frame):
+            gunicorn.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGHUP, forward)  # reload workers
+        while gunicorn.poll() is None and not stop_requested:
+            time.sleep(0.1)
+        if gunicorn.poll() is not None:
+            return gunicorn.returncode
+        return self.drain_and_stop(gunicorn, drain_file)
+
+    def drain_and_stop(self, gunicorn: subprocess.Popen, drain_file: Path) -> int:
+        server = settings.SMOTRA.server
+        drain_file.touch()  # readiness answers 503 from now on; requests are still served
+        time.sleep(min(server.drain_delay, max(0.0, server.shutdown_timeout - 1)))
+        gunicorn.send_signal(signal.SIGTERM)  # stop accepting, finish in-flight within graceful_timeout
+        try:
+            return gunicorn.wait(timeout=max(1.0, server.shutdown_timeout - server.drain_delay) + 2)
+        except subprocess.TimeoutExpired:
+            gunicorn.kill()
+            return gunicorn.wait()

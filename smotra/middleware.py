@@ -1,0 +1,123 @@
+"""Cross-cutting HTTP behaviour: request ids, access log, CORS, body size limit."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from uuid6 import uuid7
+
+from smotra.api.errors import error_response
+from smotra.http import client_address, is_api_path, sane_request_id
+from smotra.logging import request_id_var
+
+access_log = logging.getLogger("smotra.access")
+
+CORS_ALLOWED_HEADERS = "Content-Type, Authorization, X-Request-ID, X-Agent-API-Key"
+CORS_ALLOWED_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
+
+
+class RequestIdMiddleware:
+    """Echo a sane X-Request-ID or mint a UUIDv7; expose it to logs and every response."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = sane_request_id(request.headers.get("X-Request-ID")) or str(uuid7())
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+def _principal(request: HttpRequest) -> str:
+    user = getattr(request, "user", None)
+    if user is None or not getattr(user, "is_authenticated", False):
+        return "-"
+    if getattr(user, "is_agent", False):
+        return f"agent:{user.pk}"
+    return f"user:{user.get_username()}"
+
+
+class AccessLogMiddleware:
+    """One line per request. Logs the path without its query string: secrets never reach the log."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        access_log.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "client": client_address(request),
+                "principal": _principal(request),
+            },
+        )
+        return response
+
+
+class CorsMiddleware:
+    """CORS for the single configured origin (``cors.origin``; empty = no CORS headers at all).
+
+    Twenty lines of our own instead of django-cors-headers: one origin, a fixed header list, and a
+    204 preflight (that library answers preflights with 200)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.origin = settings.SMOTRA.cors.origin
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        origin = request.headers.get("Origin")
+        allowed = bool(self.origin) and origin is not None and self.origin in ("*", origin)
+        preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+        if allowed and preflight:
+            response = HttpResponse(status=204)
+            response["Access-Control-Allow-Methods"] = CORS_ALLOWED_METHODS
+            response["Access-Control-Allow-Headers"] = CORS_ALLOWED_HEADERS
+            response["Access-Control-Max-Age"] = "600"
+        else:
+            response = self.get_response(request)
+        if allowed:
+            response["Access-Control-Allow-Origin"] = self.origin
+            response["Access-Control-Expose-Headers"] = "X-Request-ID, ETag, Retry-After"
+            if self.origin != "*":
+                response["Access-Control-Allow-Credentials"] = "true"
+            response["Vary"] = ", ".join(filter(None, [response.get("Vary"), "Origin"]))
+        return response
+
+
+class BodySizeLimitMiddleware:
+    """Refuse API bodies whose declared length exceeds ``results.max_body_bytes`` with a JSON 413,
+    before anything reads them. Bodies without a length are bounded by the JSON parser instead."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.limit = settings.SMOTRA.results.max_body_bytes
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_api_path(request.path):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return error_response(400, "bad_request", "Content-Length is not a number.")
+            if length > self.limit:
+                return error_response(
+                    413, "payload_too_large", f"Request body exceeds the limit of {self.limit} bytes."
+                )
+        return self.get_response(request)

@@ -1,0 +1,33 @@
+"""URL layout: operational endpoints at the root, the admin, API docs, and the API under three prefixes."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from django_prometheus.exports import ExportToDjangoView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from healthchecks import views as health
+from smotra.api.views import ApiInfoView
+
+handler400 = "smotra.api.errors.handler400"
+handler403 = "smotra.api.errors.handler403"
+handler404 = "smotra.api.errors.handler404"
+handler500 = "smotra.api.errors.handler500"
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("healthz/ready", health.ready, name="healthz-ready"),
+    path("healthz/live", health.live, name="healthz-live"),
+    path("metrics", ExportToDjangoView, name="metrics"),
+    path("admin/", admin.site.urls),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # No trailing-slash variants: a redirect of a POST loses its body (contract §1).
+    path("api/v1", ApiInfoView.as_view(), name="api-info"),
+    path("api/v1/", include("smotra.api.urls", namespace="api")),
+    path("v1", ApiInfoView.as_view(), name="v1-info"),
+    path("v1/", include("smotra.api.urls", namespace="v1")),
+    path("", include("smotra.api.urls", namespace="root")),
+]
