@@ -8,8 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from endpoints.models import TenantScopedQuerySet
-from smotra.models import TimestampedModel
+from smotra.models import TenantScopedQuerySet, TimestampedModel
 
 # Wrong claim tokens that lock a pending registration until the agent registers again (contract §5).
 MAX_FAILED_CLAIMS = 5

@@ -5,18 +5,8 @@ from __future__ import annotations
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from smotra.models import TimestampedModel
-
-
-class TenantScopedQuerySet(models.QuerySet):
-    """Section-owned rows, filtered to the tenants a user may see (the one tenant filter)."""
-
-    tenant_field = "section__tenant"
-
-    def visible_to(self, user):
-        if user.is_superuser:
-            return self
-        return self.filter(**{f"{self.tenant_field}__memberships__user": user})
+from endpoints.validators import validate_address
+from smotra.models import TenantScopedQuerySet, TimestampedModel
 
 
 class TagScope(models.TextChoices):
@@ -57,7 +47,7 @@ class Endpoint(TimestampedModel):
     """Something to check: an IP address, a hostname or a URL, optionally with a port."""
 
     section = models.ForeignKey("tenants.Section", on_delete=models.CASCADE, related_name="endpoints")
-    address = models.CharField(max_length=2048)
+    address = models.CharField(max_length=2048, validators=[validate_address])
     port = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )

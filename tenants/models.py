@@ -7,7 +7,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from uuid6 import uuid7
 
-from smotra.models import TimestampedModel, UUIDv7Model
+from smotra.models import TenantScopedQuerySet, TimestampedModel, UUIDv7Model
 
 
 class User(AbstractUser):
@@ -29,12 +29,12 @@ class Role(models.TextChoices):
 ROLE_RANK = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
 
 
-class TenantQuerySet(models.QuerySet):
-    def visible_to(self, user) -> TenantQuerySet:
-        """Tenants the user may see: all for superusers, else those with a membership."""
-        if user.is_superuser:
-            return self
-        return self.filter(memberships__user=user).distinct()
+class TenantQuerySet(TenantScopedQuerySet):
+    tenant_field = ""
+
+
+class OwnedByTenantQuerySet(TenantScopedQuerySet):
+    tenant_field = "tenant"
 
 
 class Tenant(TimestampedModel):
@@ -59,6 +59,8 @@ class Section(TimestampedModel):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
 
+    objects = OwnedByTenantQuerySet.as_manager()
+
     class Meta:
         ordering = ["tenant__name", "name"]
         constraints = [
@@ -80,6 +82,8 @@ class Membership(UUIDv7Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OwnedByTenantQuerySet.as_manager()
 
     class Meta:
         ordering = ["tenant__name", "user__username"]
@@ -116,6 +120,8 @@ class AuditEvent(UUIDv7Model):
     object_repr = models.CharField(max_length=200, blank=True, default="")
     source_address = models.GenericIPAddressField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
+
+    objects = OwnedByTenantQuerySet.as_manager()  # scoped by its tenant; tenant-less events: superusers only
 
     class Meta:
         ordering = ["-created_at"]

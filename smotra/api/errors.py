@@ -103,21 +103,10 @@ def exception_handler(exc, context):
         status, code, message, details = _from_drf(exc)
         if getattr(exc, "wait", None):
             headers["Retry-After"] = str(int(exc.wait))
-        if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
-            request = context.get("request")
-            authenticator = getattr(request, "_authenticator", None) or _first_authenticator(context)
-            if authenticator is not None and hasattr(authenticator, "authenticate_header"):
-                challenge = authenticator.authenticate_header(request)
-                if challenge:
-                    headers["WWW-Authenticate"] = challenge
+        if getattr(exc, "auth_header", None):  # set by APIView from the view's first authenticator
+            headers["WWW-Authenticate"] = exc.auth_header
         return error_response(status, code, message, details, headers)
     return unexpected_error_response(exc)
-
-
-def _first_authenticator(context):
-    view = context.get("view")
-    authenticators = view.get_authenticators() if view is not None else []
-    return authenticators[0] if authenticators else None
 
 
 def unexpected_error_response(exc: BaseException):

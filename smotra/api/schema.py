@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework import serializers
 
@@ -58,3 +59,19 @@ class AutoSchema(SpectacularAutoSchema):
                 responses[status] = self._get_response_for_code(ErrorSerializer, status, direction=direction)
                 responses[status]["description"] = description
         return responses
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "tenants.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "POST /api/v1/auth/token"}
+
+
+class AgentKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "agents.authentication.AgentKeyAuthentication"
+    name = "agentKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "X-Agent-API-Key"}

@@ -1,0 +1,55 @@
+"""Agents API for people: list (contract §7), detail, PATCH; key lifecycle actions."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, viewsets
+
+from agents.api import serializers as s
+from agents.models import Agent
+from agents.selectors import agents_filter
+from agents.services.management import agent_update
+from smotra.api.mixins import ServiceUpdateMixin, TenantScopedViewSetMixin
+from smotra.api.pagination import keyed
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=["agents"],
+        parameters=[
+            OpenApiParameter("section", str, description="Section id"),
+            OpenApiParameter("status", str, enum=["online", "offline", "never_seen", "revoked"]),
+            OpenApiParameter("tag", str, description="Tag id or name"),
+            OpenApiParameter("search", str, description="Part of the name or hostname, or the agent id"),
+        ],
+    ),
+    retrieve=extend_schema(tags=["agents"]),
+    partial_update=extend_schema(request=s.AgentUpdateSerializer, responses=s.AgentDetailSerializer, tags=["agents"]),
+)
+class AgentViewSet(
+    TenantScopedViewSetMixin,
+    ServiceUpdateMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = Agent.objects.select_related("section").prefetch_related("tags")
+    serializer_class = s.AgentDetailSerializer
+    update_serializer_class = s.AgentUpdateSerializer
+    pagination_class = keyed("agents")
+
+    def get_serializer_class(self):
+        return s.AgentSerializer if self.action == "list" else super().get_serializer_class()
+
+    def list(self, request, *args, **kwargs):
+        query = s.AgentListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        queryset = agents_filter(self.get_queryset(), **query.validated_data)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(s.AgentSerializer(page, many=True, context=self.get_serializer_context()).data)
+
+    def update_object(self, agent, **data):
+        return agent_update(actor=self.actor, agent=agent, **data)
+
+    def get_response_serializer(self, instance):
+        return s.AgentDetailSerializer(Agent.objects.get(pk=instance.pk), context=self.get_serializer_context())

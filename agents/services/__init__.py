@@ -1,0 +1,1 @@
+"""Agent services, split by concern: versions, onboarding, keys, management, configuration."""

@@ -1,0 +1,64 @@
+"""Changes people make to claimed agents: name, section, tags, configuration overrides."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from agents.models import Agent
+from agents.overrides import overrides_validate
+from agents.services.versions import config_versions_bump
+from endpoints.services import tags_in_section
+from tenants.models import Role, Section
+from tenants.services import Actor, audit_record, require_role
+
+
+@transaction.atomic
+def agent_update(
+    *,
+    actor: Actor,
+    agent: Agent,
+    name: str | None = None,
+    section: Section | None = None,
+    tag_ids: Iterable | None = None,
+    monitoring_overrides: dict | None = None,
+    server_overrides: dict | None = None,
+    storage_overrides: dict | None = None,
+) -> Agent:
+    """Apply the given changes (None = unchanged) and bump the configuration version once."""
+    require_role(actor.user, agent.section.tenant_id, Role.OPERATOR)
+    changed: dict = {}
+    bump_sections: set = set()
+    if section is not None and section.pk != agent.section_id:
+        require_role(actor.user, section.tenant_id, Role.OPERATOR)
+        bump_sections |= _move(agent, section, keep_tags=tag_ids is not None)
+        changed["section_id"] = str(section.pk)
+    if name is not None:
+        agent.name = changed["name"] = name
+    for block, overrides in (("monitoring", monitoring_overrides), ("server", server_overrides), ("storage", storage_overrides)):
+        if overrides is not None:
+            setattr(agent, f"{block}_overrides", overrides_validate(block, overrides))
+            changed[f"{block}_overrides"] = overrides
+    agent.save()
+    if tag_ids is not None:
+        agent.tags.set(tags_in_section(agent.section_id, tag_ids))
+        changed["tag_ids"] = [str(tag_id) for tag_id in tag_ids]
+    config_versions_bump(section_ids=bump_sections, agent_ids=[agent.pk])
+    audit_record(actor=actor, action="agent.update", obj=agent, tenant=agent.section.tenant, details=changed)
+    return agent
+
+
+def _move(agent: Agent, section: Section, *, keep_tags: bool) -> set:
+    """Move the agent (and its self-endpoint) to another section; returns the sections whose
+    endpoint lists changed. Tags of the old section cannot follow: they are dropped unless replaced."""
+    old_section_id = agent.section_id
+    agent.section = section
+    if not keep_tags:
+        agent.tags.clear()
+    if agent.self_endpoint_id:
+        agent.self_endpoint.section = section
+        agent.self_endpoint.save(update_fields=["section", "updated_at"])
+        agent.self_endpoint.tags.clear()
+        return {old_section_id, section.pk}
+    return set()

@@ -1,0 +1,22 @@
+"""Database helpers shared by services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import IntegrityError, transaction
+
+from smotra.errors import Conflict
+
+
+@contextmanager
+def unique_or_conflict(message: str, field: str) -> Iterator[None]:
+    """Run the block in a savepoint; a unique-constraint violation becomes a 409 naming the field.
+
+    The database decides (no check-then-insert race); the message is the one the caller knows."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError:
+        raise Conflict(message, code="already_exists", field=field) from None

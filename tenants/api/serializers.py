@@ -1,0 +1,72 @@
+"""Serializers of the tenancy API (snake_case)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from smotra.api.fields import VisiblePrimaryKeyRelatedField
+from tenants.models import Membership, Role, Section, Tenant
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenSerializer(serializers.Serializer):
+    access_token = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class TenantSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tenant
+        fields = ["id", "name", "description", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        extra_kwargs = {"name": {"validators": []}}  # uniqueness: the database decides, the service says 409
+
+
+class SectionSerializer(serializers.ModelSerializer):
+    tenant_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = Section
+        fields = ["id", "tenant_id", "name", "description", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class SectionCreateSerializer(serializers.ModelSerializer):
+    tenant_id = VisiblePrimaryKeyRelatedField(queryset=Tenant.objects.all(), source="tenant")
+
+    class Meta:
+        model = Section
+        fields = ["tenant_id", "name", "description"]
+        validators: list = []
+
+
+class SectionUpdateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Section
+        fields = ["name", "description"]
+        validators: list = []
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    tenant_id = serializers.UUIDField(read_only=True)
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "tenant_id", "username", "role", "created_at"]
+        read_only_fields = fields
+
+
+class MembershipCreateSerializer(serializers.Serializer):
+    tenant_id = VisiblePrimaryKeyRelatedField(queryset=Tenant.objects.all(), source="tenant")
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MembershipUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
