@@ -36,7 +36,11 @@ def agent_update(
         changed["section_id"] = str(section.pk)
     if name is not None:
         agent.name = changed["name"] = name
-    for block, overrides in (("monitoring", monitoring_overrides), ("server", server_overrides), ("storage", storage_overrides)):
+    for block, overrides in (
+        ("monitoring", monitoring_overrides),
+        ("server", server_overrides),
+        ("storage", storage_overrides),
+    ):
         if overrides is not None:
             setattr(agent, f"{block}_overrides", overrides_validate(block, overrides))
             changed[f"{block}_overrides"] = overrides
@@ -62,3 +66,15 @@ def _move(agent: Agent, section: Section, *, keep_tags: bool) -> set:
         agent.self_endpoint.tags.clear()
         return {old_section_id, section.pk}
     return set()
+
+
+@transaction.atomic
+def agent_delete(*, actor: Actor, agent: Agent) -> None:
+    """Forget an agent (its key stops working); its self-endpoint goes with it."""
+    require_role(actor.user, agent.section.tenant_id, Role.ADMIN)
+    audit_record(actor=actor, action="agent.delete", obj=agent, tenant=agent.section.tenant)
+    section_id = agent.section_id
+    if agent.self_endpoint_id:
+        agent.self_endpoint.delete()
+    agent.delete()
+    config_versions_bump(section_ids=[section_id])

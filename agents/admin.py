@@ -1,0 +1,95 @@
+"""Admin for claimed agents (status, tags restricted to the section, overrides)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.utils import timezone
+
+from agents.models import Agent, AgentStatus
+from agents.overrides import overrides_validate
+from agents.services.management import agent_delete, agent_update
+from endpoints.models import Tag
+from smotra.admin import TenantScopedAdminMixin, changed_data
+from smotra.errors import DomainError
+from tenants.models import Role
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return AgentStatus.choices
+
+    def queryset(self, request, queryset):
+        return queryset.with_status(self.value()) if self.value() in AgentStatus.values else queryset
+
+
+class AgentForm(forms.ModelForm):
+    class Meta:
+        model = Agent
+        fields = ["name", "section", "tags", "monitoring_overrides", "server_overrides", "storage_overrides"]
+
+    def clean(self):
+        data = super().clean()
+        section = data.get("section") or self.instance.section
+        if any(tag.section_id != section.pk for tag in data.get("tags") or []):
+            self.add_error("tags", "Pick tags of the agent's section only.")
+        for block in ("monitoring", "server", "storage"):
+            field = f"{block}_overrides"
+            if field in data and field in self.changed_data:
+                try:
+                    data[field] = overrides_validate(block, data[field] or {})
+                except DomainError as exc:
+                    self.add_error(field, exc.message)
+        return data
+
+
+@admin.register(Agent)
+class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    form = AgentForm
+    list_display = ["name", "status_column", "section", "agent_version", "config_version", "last_seen_at", "hostname"]
+    list_filter = [StatusFilter, "section__tenant", "section", "tags"]
+    search_fields = ["name", "hostname", "id"]
+    list_select_related = ["section__tenant"]
+    filter_horizontal = ["tags"]
+    readonly_fields = [
+        "id",
+        "hostname",
+        "agent_version",
+        "ip_addresses",
+        "config_version",
+        "api_key_prefix",
+        "claimed_at",
+        "claimed_by",
+        "last_seen_at",
+        "last_result_at",
+        "revoked_at",
+        "self_endpoint",
+    ]
+
+    def has_add_permission(self, request):
+        return False  # agents come from registration and a claim, never from a blank form
+
+    def has_delete_permission(self, request, obj=None):
+        return self._has_role(request, obj, Role.ADMIN)
+
+    @admin.display(description="Status")
+    def status_column(self, agent) -> str:
+        return AgentStatus(agent.status(now=timezone.now())).label
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is not None:
+            form.base_fields["tags"].queryset = Tag.objects.filter(section=obj.section)
+        return form
+
+    def service_update(self, request, obj, form):
+        data = changed_data(form)
+        if "tags" in data:
+            data["tag_ids"] = [tag.pk for tag in data.pop("tags")]
+        return agent_update(actor=self.actor(request), agent=Agent.objects.get(pk=obj.pk), **data)
+
+    def service_delete(self, request, obj):
+        agent_delete(actor=self.actor(request), agent=obj)

@@ -1,0 +1,140 @@
+"""Admin for tags, endpoints and topologies (members edited inline)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+
+from endpoints import services
+from endpoints.models import Endpoint, Tag, Topology, TopologyMember
+from smotra.admin import TenantScopedAdminMixin, TenantScopedInlineMixin, changed_data
+
+
+def _tags_of_same_section(form, section, tags, field: str = "tags") -> None:
+    """Tag pickers offer only the object's section once it is known; the form checks the rest."""
+    if section is not None and any(tag.section_id != section.pk for tag in tags or []):
+        form.add_error(field, "Pick tags of the same section only.")
+
+
+@admin.register(Tag)
+class TagAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "scope", "section"]
+    list_filter = ["scope", "section__tenant", "section"]
+    search_fields = ["name", "section__name"]
+    list_select_related = ["section__tenant"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["section"] if obj else []
+
+    def service_create(self, request, form):
+        return services.tag_create(actor=self.actor(request), **form.cleaned_data)
+
+    def service_update(self, request, obj, form):
+        return services.tag_update(actor=self.actor(request), tag=obj, **changed_data(form))
+
+    def service_delete(self, request, obj):
+        services.tag_delete(actor=self.actor(request), tag=obj)
+
+
+class EndpointForm(forms.ModelForm):
+    class Meta:
+        model = Endpoint
+        fields = ["section", "address", "port", "enabled", "description", "tags"]
+
+    def clean(self):
+        data = super().clean()
+        _tags_of_same_section(self, data.get("section") or getattr(self.instance, "section", None), data.get("tags"))
+        return data
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    form = EndpointForm
+    list_display = ["address", "port", "enabled", "section", "tag_list", "self_agent"]
+    list_filter = ["enabled", "section__tenant", "section", "tags"]
+    search_fields = ["address", "description", "id"]
+    list_select_related = ["section__tenant", "self_agent"]
+    filter_horizontal = ["tags"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("tags")
+
+    @admin.display(description="Tags")
+    def tag_list(self, endpoint) -> str:
+        return ", ".join(tag.name for tag in endpoint.tags.all())
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["section"] if obj else []
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is not None:
+            form.base_fields["tags"].queryset = Tag.objects.filter(section=obj.section)
+        return form
+
+    def service_create(self, request, form):
+        data = dict(form.cleaned_data)
+        data["tag_ids"] = [tag.pk for tag in data.pop("tags", [])]
+        return services.endpoint_create(actor=self.actor(request), **data)
+
+    def service_update(self, request, obj, form):
+        data = changed_data(form)
+        if "tags" in data:
+            data["tag_ids"] = [tag.pk for tag in data.pop("tags")]
+        return services.endpoint_update(actor=self.actor(request), endpoint=obj, **data)
+
+    def service_delete(self, request, obj):
+        services.endpoint_delete(actor=self.actor(request), endpoint=obj)
+
+
+class TopologyMemberInline(TenantScopedInlineMixin, admin.TabularInline):
+    model = TopologyMember
+    extra = 2
+    fields = ["tag", "role"]
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        tags = Tag.objects.visible_to(request.user)
+        formset.form.base_fields["tag"].queryset = tags.filter(section=obj.section) if obj else tags
+        return formset
+
+
+@admin.register(Topology)
+class TopologyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "type", "enabled", "section", "member_summary"]
+    list_filter = ["type", "enabled", "section__tenant", "section"]
+    search_fields = ["name", "section__name"]
+    list_select_related = ["section__tenant"]
+    inlines = [TopologyMemberInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("members__tag")
+
+    @admin.display(description="Members")
+    def member_summary(self, topology) -> str:
+        return ", ".join(f"{member.tag.name} ({member.role})" for member in topology.members.all())
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["section"] if obj else []
+
+    def service_create(self, request, form):
+        return services.topology_create(actor=self.actor(request), **form.cleaned_data)
+
+    def service_update(self, request, obj, form):
+        return services.topology_update(actor=self.actor(request), topology=obj, **changed_data(form))
+
+    def service_delete(self, request, obj):
+        services.topology_delete(actor=self.actor(request), topology=obj)
+
+    def save_formset(self, request, form, formset, change):
+        """Members are added and removed through the services (each bumps configuration versions)."""
+        topology = form.instance
+        members = formset.save(commit=False)
+        for member in formset.deleted_objects:
+            services.topology_member_remove(actor=self.actor(request), member=member)
+        for member in members:
+            if member.pk and not member._state.adding:
+                services.topology_member_remove(
+                    actor=self.actor(request), member=TopologyMember.objects.get(pk=member.pk)
+                )
+            services.topology_member_add(actor=self.actor(request), topology=topology, tag=member.tag, role=member.role)
