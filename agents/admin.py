@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from agents.models import Agent, AgentStatus
 from agents.overrides import overrides_validate
+from agents.services.keys import agent_key_rotate, agent_revoke
 from agents.services.management import agent_delete, agent_update
 from endpoints.models import Tag
-from smotra.admin import TenantScopedAdminMixin, changed_data
+from smotra.admin import TenantScopedAdminMixin, changed_data, role_allows
 from smotra.errors import DomainError
 from tenants.models import Role
 
@@ -69,8 +71,37 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "self_endpoint",
     ]
 
+    actions = ["revoke_keys", "rotate_keys"]
+
     def has_add_permission(self, request):
         return False  # agents come from registration and a claim, never from a blank form
+
+    def has_key_permission(self, request):
+        return role_allows(request.user, None, Role.ADMIN)
+
+    @admin.action(description="Revoke the API keys of the selected agents", permissions=["key"])
+    def revoke_keys(self, request, queryset):
+        for agent in queryset:
+            try:
+                agent_revoke(actor=self.actor(request), agent=agent)
+            except DomainError as exc:
+                self.message_user(request, f"{agent.name}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{agent.name}: key revoked.", messages.SUCCESS)
+
+    @admin.action(description="Rotate the API keys of the selected agents (shown once)", permissions=["key"])
+    def rotate_keys(self, request, queryset):
+        keys = []
+        for agent in queryset:
+            try:
+                keys.append((agent, agent_key_rotate(actor=self.actor(request), agent=agent)))
+            except DomainError as exc:
+                self.message_user(request, f"{agent.name}: {exc.message}", messages.ERROR)
+        if not keys:
+            return None
+        # Rendered straight away, never stored in a message cookie or the session.
+        context = {**self.admin_site.each_context(request), "keys": keys, "title": "New API keys"}
+        return TemplateResponse(request, "admin/agents/agent/new_keys.html", context)
 
     def has_delete_permission(self, request, obj=None):
         return self._has_role(request, obj, Role.ADMIN)
@@ -93,3 +124,6 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def service_delete(self, request, obj):
         agent_delete(actor=self.actor(request), agent=obj)
+
+
+from agents import admin_onboarding  # noqa: E402, F401 - registers the pending agents page

@@ -55,6 +55,7 @@ class AgentRegistration(models.Model):
 
     class Meta:
         ordering = ["-registered_at"]
+        verbose_name = "pending agent"
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(state__in=RegistrationState.values),

@@ -7,7 +7,6 @@ import uuid
 from django.db.models import Q
 
 
-
 def agents_filter(queryset, *, section=None, status=None, tag=None, search=None):
     """Apply the agent list's filters (contract §7) to an already tenant-scoped queryset."""
     if section:

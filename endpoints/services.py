@@ -11,7 +11,7 @@ from endpoints.models import Endpoint, MemberRole, Tag, Topology, TopologyMember
 from smotra.db import unique_or_conflict
 from smotra.errors import Invalid
 from tenants.models import Role, Section
-from tenants.services import Actor, audit_record, require_role
+from tenants.services import Actor, audit_record, authorize
 
 
 def tags_in_section(section_id, tag_ids: Iterable, *, field: str = "tag_ids") -> list[Tag]:
@@ -32,7 +32,7 @@ TAG_EXISTS = "A tag with this name already exists in this section."
 
 @transaction.atomic
 def tag_create(*, actor: Actor, section: Section, name: str, scope: str) -> Tag:
-    require_role(actor.user, section.tenant_id, Role.OPERATOR)
+    authorize(actor, section.tenant_id, Role.OPERATOR)
     with unique_or_conflict(TAG_EXISTS, "name"):
         tag = Tag.objects.create(section=section, name=name, scope=scope)
     audit_record(actor=actor, action="tag.create", obj=tag, tenant=section.tenant)
@@ -41,7 +41,7 @@ def tag_create(*, actor: Actor, section: Section, name: str, scope: str) -> Tag:
 
 @transaction.atomic
 def tag_update(*, actor: Actor, tag: Tag, **changes) -> Tag:
-    require_role(actor.user, tag.section.tenant_id, Role.OPERATOR)
+    authorize(actor, tag.section.tenant_id, Role.OPERATOR)
     for field, value in changes.items():
         setattr(tag, field, value)
     with unique_or_conflict(TAG_EXISTS, "name"):
@@ -53,7 +53,7 @@ def tag_update(*, actor: Actor, tag: Tag, **changes) -> Tag:
 
 @transaction.atomic
 def tag_delete(*, actor: Actor, tag: Tag) -> None:
-    require_role(actor.user, tag.section.tenant_id, Role.OPERATOR)
+    authorize(actor, tag.section.tenant_id, Role.OPERATOR)
     audit_record(actor=actor, action="tag.delete", obj=tag, tenant=tag.section.tenant)
     section_id = tag.section_id
     tag.delete()
@@ -77,7 +77,7 @@ def endpoint_create(
     endpoint_id=None,
 ) -> Endpoint:
     """A new endpoint; ``endpoint_id`` adopts an id agents already report results for."""
-    require_role(actor.user, section.tenant_id, Role.OPERATOR)
+    authorize(actor, section.tenant_id, Role.OPERATOR)
     tags = tags_in_section(section.pk, tag_ids)
     extra = {"pk": endpoint_id} if endpoint_id else {}
     with unique_or_conflict("An endpoint with this id already exists.", "id"):
@@ -92,7 +92,7 @@ def endpoint_create(
 
 @transaction.atomic
 def endpoint_update(*, actor: Actor, endpoint: Endpoint, tag_ids: Iterable | None = None, **changes) -> Endpoint:
-    require_role(actor.user, endpoint.section.tenant_id, Role.OPERATOR)
+    authorize(actor, endpoint.section.tenant_id, Role.OPERATOR)
     for field, value in changes.items():
         setattr(endpoint, field, value)
     endpoint.save()
@@ -109,7 +109,7 @@ def endpoint_update(*, actor: Actor, endpoint: Endpoint, tag_ids: Iterable | Non
 
 @transaction.atomic
 def endpoint_delete(*, actor: Actor, endpoint: Endpoint) -> None:
-    require_role(actor.user, endpoint.section.tenant_id, Role.OPERATOR)
+    authorize(actor, endpoint.section.tenant_id, Role.OPERATOR)
     audit_record(actor=actor, action="endpoint.delete", obj=endpoint, tenant=endpoint.section.tenant)
     section_id = endpoint.section_id
     endpoint.delete()
@@ -142,7 +142,7 @@ def topology_create(
     monitor_tag_ids: Iterable = (),
     target_tag_ids: Iterable = (),
 ) -> Topology:
-    require_role(actor.user, section.tenant_id, Role.OPERATOR)
+    authorize(actor, section.tenant_id, Role.OPERATOR)
     with unique_or_conflict(TOPOLOGY_EXISTS, "name"):
         topology = Topology.objects.create(section=section, name=name, type=type, enabled=enabled)
     _set_members(topology, MemberRole.MONITOR, monitor_tag_ids, "monitor_tag_ids")
@@ -161,7 +161,7 @@ def topology_update(
     target_tag_ids: Iterable | None = None,
     **changes,
 ) -> Topology:
-    require_role(actor.user, topology.section.tenant_id, Role.OPERATOR)
+    authorize(actor, topology.section.tenant_id, Role.OPERATOR)
     for field, value in changes.items():
         setattr(topology, field, value)
     with unique_or_conflict(TOPOLOGY_EXISTS, "name"):
@@ -183,7 +183,7 @@ def topology_update(
 
 @transaction.atomic
 def topology_delete(*, actor: Actor, topology: Topology) -> None:
-    require_role(actor.user, topology.section.tenant_id, Role.OPERATOR)
+    authorize(actor, topology.section.tenant_id, Role.OPERATOR)
     audit_record(actor=actor, action="topology.delete", obj=topology, tenant=topology.section.tenant)
     section_id = topology.section_id
     topology.delete()
@@ -192,7 +192,7 @@ def topology_delete(*, actor: Actor, topology: Topology) -> None:
 
 @transaction.atomic
 def topology_member_add(*, actor: Actor, topology: Topology, tag: Tag, role: str) -> TopologyMember:
-    require_role(actor.user, topology.section.tenant_id, Role.OPERATOR)
+    authorize(actor, topology.section.tenant_id, Role.OPERATOR)
     if tag.section_id != topology.section_id:
         raise Invalid("The tag belongs to another section than the topology.", field="tag")
     with unique_or_conflict("This tag already has this role in this topology.", "tag"):
@@ -205,7 +205,7 @@ def topology_member_add(*, actor: Actor, topology: Topology, tag: Tag, role: str
 @transaction.atomic
 def topology_member_remove(*, actor: Actor, member: TopologyMember) -> None:
     topology = member.topology
-    require_role(actor.user, topology.section.tenant_id, Role.OPERATOR)
+    authorize(actor, topology.section.tenant_id, Role.OPERATOR)
     audit_record(actor=actor, action="topology.member_remove", obj=member, tenant=topology.section.tenant)
     member.delete()
     config_versions_bump(section_ids=[topology.section_id])

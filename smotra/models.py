@@ -43,3 +43,18 @@ class TenantScopedQuerySet(models.QuerySet):
 
     def for_tenant(self, tenant):
         return self.filter(**{self.tenant_field or "pk": tenant})
+
+
+class RateLimitCounter(UUIDv7Model):
+    """Requests counted per key (e.g. ``register:<ip>``) and fixed window, shared by all workers."""
+
+    key = models.CharField(max_length=200)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "window_start"], name="ratelimit_key_window")]
+        indexes = [models.Index(fields=["window_start"], name="ratelimit_window")]
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.window_start:%H:%M}: {self.count}"

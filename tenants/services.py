@@ -17,6 +17,8 @@ class Actor:
     user: User | None
     label: str
     source_address: str | None = None
+    # Someone with shell access to the server (manage.py): not subject to tenant roles.
+    trusted: bool = False
 
     @classmethod
     def from_request(cls, request) -> Actor:
@@ -25,8 +27,8 @@ class Actor:
         return cls(user=user, label=label, source_address=client_address(request) or None)
 
     @classmethod
-    def cli(cls, user: User | None = None) -> Actor:
-        return cls(user=user, label=f"cli:{user.get_username()}" if user else "cli")
+    def cli(cls) -> Actor:
+        return cls(user=None, label="cli", trusted=True)
 
     @classmethod
     def system(cls, label: str, source_address: str | None = None) -> Actor:
@@ -70,6 +72,12 @@ def require_role(user: User | None, tenant_id, role: str) -> None:
         raise Forbidden(f"This needs the {role} role in the tenant.")
 
 
+def authorize(actor: Actor, tenant_id, role: str) -> None:
+    """Raise Forbidden unless the actor may act with ``role`` in the tenant (trusted actors may)."""
+    if not actor.trusted:
+        require_role(actor.user, tenant_id, role)
+
+
 def tenants_with_role(user: User, role: str):
     """Tenants in which the user holds at least ``role``."""
     if user.is_superuser:
@@ -82,9 +90,13 @@ def tenants_with_role(user: User, role: str):
 # Tenants and sections
 
 
+def _require_superuser(actor: Actor, message: str) -> None:
+    if not actor.trusted and (actor.user is None or not actor.user.is_superuser):
+        raise Forbidden(message)
+
+
 def tenant_create(*, actor: Actor, name: str, description: str = "") -> Tenant:
-    if actor.user is None or not actor.user.is_superuser:
-        raise Forbidden("Only superusers create tenants.")
+    _require_superuser(actor, "Only superusers create tenants.")
     with unique_or_conflict("A tenant with this name already exists.", "name"):
         tenant = Tenant.objects.create(name=name, description=description)
     audit_record(actor=actor, action="tenant.create", obj=tenant, tenant=tenant)
@@ -92,7 +104,7 @@ def tenant_create(*, actor: Actor, name: str, description: str = "") -> Tenant:
 
 
 def tenant_update(*, actor: Actor, tenant: Tenant, **changes) -> Tenant:
-    require_role(actor.user, tenant.pk, Role.ADMIN)
+    authorize(actor, tenant.pk, Role.ADMIN)
     for field, value in changes.items():
         setattr(tenant, field, value)
     with unique_or_conflict("A tenant with this name already exists.", "name"):
@@ -102,8 +114,7 @@ def tenant_update(*, actor: Actor, tenant: Tenant, **changes) -> Tenant:
 
 
 def tenant_delete(*, actor: Actor, tenant: Tenant) -> None:
-    if actor.user is None or not actor.user.is_superuser:
-        raise Forbidden("Only superusers delete tenants.")
+    _require_superuser(actor, "Only superusers delete tenants.")
     from agents.models import Agent
 
     count = Agent.objects.filter(section__tenant=tenant).count()
@@ -116,7 +127,7 @@ def tenant_delete(*, actor: Actor, tenant: Tenant) -> None:
 
 
 def section_create(*, actor: Actor, tenant: Tenant, name: str, description: str = "") -> Section:
-    require_role(actor.user, tenant.pk, Role.ADMIN)
+    authorize(actor, tenant.pk, Role.ADMIN)
     with unique_or_conflict("A section with this name already exists in this tenant.", "name"):
         section = Section.objects.create(tenant=tenant, name=name, description=description)
     audit_record(actor=actor, action="section.create", obj=section, tenant=tenant)
@@ -124,7 +135,7 @@ def section_create(*, actor: Actor, tenant: Tenant, name: str, description: str 
 
 
 def section_update(*, actor: Actor, section: Section, **changes) -> Section:
-    require_role(actor.user, section.tenant_id, Role.ADMIN)
+    authorize(actor, section.tenant_id, Role.ADMIN)
     for field, value in changes.items():
         setattr(section, field, value)
     with unique_or_conflict("A section with this name already exists in this tenant.", "name"):
@@ -134,7 +145,7 @@ def section_update(*, actor: Actor, section: Section, **changes) -> Section:
 
 
 def section_delete(*, actor: Actor, section: Section) -> None:
-    require_role(actor.user, section.tenant_id, Role.ADMIN)
+    authorize(actor, section.tenant_id, Role.ADMIN)
     count = section.agents.count()
     if count:
         raise Conflict(
@@ -149,7 +160,7 @@ def section_delete(*, actor: Actor, section: Section) -> None:
 
 
 def membership_create(*, actor: Actor, tenant: Tenant, username: str, role: str) -> Membership:
-    require_role(actor.user, tenant.pk, Role.ADMIN)
+    authorize(actor, tenant.pk, Role.ADMIN)
     user = User.objects.filter(username=username).first()
     if user is None:
         raise Invalid(f"No user named {username!r}.", field="username")
@@ -160,7 +171,7 @@ def membership_create(*, actor: Actor, tenant: Tenant, username: str, role: str)
 
 
 def membership_update(*, actor: Actor, membership: Membership, role: str) -> Membership:
-    require_role(actor.user, membership.tenant_id, Role.ADMIN)
+    authorize(actor, membership.tenant_id, Role.ADMIN)
     previous, membership.role = membership.role, role
     membership.save(update_fields=["role"])
     details = {**_who(membership), "previous_role": previous}
@@ -169,7 +180,7 @@ def membership_update(*, actor: Actor, membership: Membership, role: str) -> Mem
 
 
 def membership_delete(*, actor: Actor, membership: Membership) -> None:
-    require_role(actor.user, membership.tenant_id, Role.ADMIN)
+    authorize(actor, membership.tenant_id, Role.ADMIN)
     audit_record(
         actor=actor, action="membership.delete", obj=membership, tenant=membership.tenant, details=_who(membership)
     )

@@ -90,3 +90,10 @@ class AgentListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=AgentStatus.choices, required=False)
     tag = serializers.CharField(required=False, max_length=100)
     search = serializers.CharField(required=False, max_length=200)
+
+
+class RotatedKeySerializer(serializers.Serializer):
+    """The new key, shown once to the person who rotated it."""
+
+    agentId = serializers.UUIDField()
+    apiKey = serializers.CharField()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from agents.api import serializers as s
 from agents.models import Agent
 from agents.selectors import agents_filter
+from agents.services.keys import agent_key_rotate, agent_revoke
 from agents.services.management import agent_update
 from smotra.api.mixins import ServiceUpdateMixin, TenantScopedViewSetMixin
 from smotra.api.pagination import keyed
@@ -46,7 +49,22 @@ class AgentViewSet(
         query.is_valid(raise_exception=True)
         queryset = agents_filter(self.get_queryset(), **query.validated_data)
         page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(s.AgentSerializer(page, many=True, context=self.get_serializer_context()).data)
+        return self.get_paginated_response(
+            s.AgentSerializer(page, many=True, context=self.get_serializer_context()).data
+        )
+
+    @extend_schema(request=None, responses=s.AgentDetailSerializer, tags=["agents"], summary="Revoke the agent's key")
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        agent = agent_revoke(actor=self.actor, agent=self.get_object())
+        return Response(s.AgentDetailSerializer(agent, context=self.get_serializer_context()).data)
+
+    @extend_schema(request=None, responses=s.RotatedKeySerializer, tags=["agents"], summary="Issue a new key")
+    @action(detail=True, methods=["post"], url_path="rotate-key")
+    def rotate_key(self, request, pk=None):
+        agent = self.get_object()
+        key = agent_key_rotate(actor=self.actor, agent=agent)
+        return Response({"agentId": str(agent.pk), "apiKey": key})
 
     def update_object(self, agent, **data):
         return agent_update(actor=self.actor, agent=agent, **data)

@@ -6,12 +6,12 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
-from agents.models import Agent
+from agents.models import Agent, AgentRegistration
 from agents.overrides import overrides_validate
 from agents.services.versions import config_versions_bump
 from endpoints.services import tags_in_section
 from tenants.models import Role, Section
-from tenants.services import Actor, audit_record, require_role
+from tenants.services import Actor, audit_record, authorize
 
 
 @transaction.atomic
@@ -27,11 +27,11 @@ def agent_update(
     storage_overrides: dict | None = None,
 ) -> Agent:
     """Apply the given changes (None = unchanged) and bump the configuration version once."""
-    require_role(actor.user, agent.section.tenant_id, Role.OPERATOR)
+    authorize(actor, agent.section.tenant_id, Role.OPERATOR)
     changed: dict = {}
     bump_sections: set = set()
     if section is not None and section.pk != agent.section_id:
-        require_role(actor.user, section.tenant_id, Role.OPERATOR)
+        authorize(actor, section.tenant_id, Role.OPERATOR)
         bump_sections |= _move(agent, section, keep_tags=tag_ids is not None)
         changed["section_id"] = str(section.pk)
     if name is not None:
@@ -71,10 +71,11 @@ def _move(agent: Agent, section: Section, *, keep_tags: bool) -> set:
 @transaction.atomic
 def agent_delete(*, actor: Actor, agent: Agent) -> None:
     """Forget an agent (its key stops working); its self-endpoint goes with it."""
-    require_role(actor.user, agent.section.tenant_id, Role.ADMIN)
+    authorize(actor, agent.section.tenant_id, Role.ADMIN)
     audit_record(actor=actor, action="agent.delete", obj=agent, tenant=agent.section.tenant)
     section_id = agent.section_id
     if agent.self_endpoint_id:
         agent.self_endpoint.delete()
+    AgentRegistration.objects.filter(pk=agent.pk).delete()  # so the agent may register again
     agent.delete()
     config_versions_bump(section_ids=[section_id])

@@ -1,0 +1,19 @@
+"""Application metrics. Labels are bounded sets (outcomes, check types), never an agent id.
+
+Under `serve`, prometheus_client runs in multiprocess mode (PROMETHEUS_MULTIPROC_DIR), so a counter
+incremented in one gunicorn worker is visible whichever worker answers /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+REGISTRATIONS = Counter("smotra_agent_registrations_total", "Agent self-registrations by outcome.", ["outcome"])
+CLAIM_ATTEMPTS = Counter("smotra_agent_claim_attempts_total", "Claim attempts by outcome.", ["outcome"])
+KEY_DELIVERIES = Counter("smotra_agent_key_deliveries_total", "API keys delivered to agents (once each).")
+AUTH_FAILURES = Counter("smotra_agent_auth_failures_total", "Refused agent authentications by reason.", ["reason"])
+HEARTBEATS = Counter("smotra_agent_heartbeats_total", "Heartbeats stored.", ["shape"])
+REPORTS = Counter("smotra_agent_reports_total", "Status reports stored.")
+CONFIG_FETCHES = Counter("smotra_agent_config_fetches_total", "Configuration fetches by answer.", ["status"])
+RESULTS = Counter(
+    "smotra_results_total", "Result items by check type and outcome.", ["check_type", "outcome", "reason"]
+)
