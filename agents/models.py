@@ -151,3 +151,15 @@ class Agent(TimestampedModel):
             return AgentStatus.NEVER_SEEN
         cutoff = (now or timezone.now()) - timedelta(seconds=settings.SMOTRA.agent.offline_after)
         return AgentStatus.ONLINE if self.last_seen_at >= cutoff else AgentStatus.OFFLINE
+
+
+class AgentConfigCache(models.Model):
+    """The rendered configuration document of an agent at ``version``. Valid only while the agent's
+    config_version equals it, so a bump invalidates it for every worker without any message."""
+
+    agent = models.OneToOneField(Agent, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    version = models.PositiveBigIntegerField()
+    document = models.JSONField()
+
+    def __str__(self) -> str:
+        return f"configuration of {self.agent_id} v{self.version}"

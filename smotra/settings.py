@@ -209,7 +209,13 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "PREPROCESSING_HOOKS": ["smotra.api.schema.only_canonical_prefix"],
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "AgentStatusEnum": "agents.models.AgentStatus",
+        "ClaimStatusEnum": ["pending_claim", "claimed"],
+        "RegistrationStatusEnum": ["pending_claim"],
+        "TopologyTypeEnum": "endpoints.models.TopologyType",
+        "CheckTypeEnum": ["ping", "tcpconnect", "udpconnect", "httpget", "traceroute", "plugin"],
+    },
 }
 
 # ---------------------------------------------------------------------------------------------

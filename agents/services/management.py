@@ -30,12 +30,17 @@ def agent_update(
     authorize(actor, agent.section.tenant_id, Role.OPERATOR)
     changed: dict = {}
     bump_sections: set = set()
+    # Only the fields changed here are written: a full save() would put back the config_version,
+    # last-seen times and revocation this instance was loaded with, undoing concurrent updates.
+    fields = ["updated_at"]
     if section is not None and section.pk != agent.section_id:
         authorize(actor, section.tenant_id, Role.OPERATOR)
         bump_sections |= _move(agent, section, keep_tags=tag_ids is not None)
         changed["section_id"] = str(section.pk)
+        fields.append("section")
     if name is not None:
         agent.name = changed["name"] = name
+        fields.append("name")
     for block, overrides in (
         ("monitoring", monitoring_overrides),
         ("server", server_overrides),
@@ -44,11 +49,13 @@ def agent_update(
         if overrides is not None:
             setattr(agent, f"{block}_overrides", overrides_validate(block, overrides))
             changed[f"{block}_overrides"] = overrides
-    agent.save()
+            fields.append(f"{block}_overrides")
+    agent.save(update_fields=fields)
     if tag_ids is not None:
         agent.tags.set(tags_in_section(agent.section_id, tag_ids))
         changed["tag_ids"] = [str(tag_id) for tag_id in tag_ids]
     config_versions_bump(section_ids=bump_sections, agent_ids=[agent.pk])
+    agent.refresh_from_db(fields=["config_version"])
     audit_record(actor=actor, action="agent.update", obj=agent, tenant=agent.section.tenant, details=changed)
     return agent
 

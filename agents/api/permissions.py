@@ -1,0 +1,32 @@
+"""Agent-facing views: authenticated by X-Agent-API-Key, and only on the agent's own path."""
+
+from __future__ import annotations
+
+from rest_framework.permissions import BasePermission
+from rest_framework.views import APIView
+
+from agents.authentication import AgentKeyAuthentication
+
+
+class IsPathAgent(BasePermission):
+    """The authenticated agent is the one named in the path (ids canonicalised by the converter)."""
+
+    message = "This key belongs to another agent."
+
+    def has_permission(self, request, view):
+        agent = request.user
+        if not getattr(agent, "is_agent", False):
+            return False
+        return agent.pk == view.kwargs.get("agent_id")
+
+
+class AgentView(APIView):
+    """Base of the agent data-plane views. DRF authenticates in ``initial()``, before any handler
+    reads the body, so a bad body without a key is a 401 (contract §2)."""
+
+    authentication_classes = [AgentKeyAuthentication]
+    permission_classes = [IsPathAgent]
+
+    @property
+    def agent(self):
+        return self.request.user

@@ -1,0 +1,80 @@
+"""The agent's configuration document (contract §6.1): topology resolution, defaults, caching."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+
+from agents.models import Agent, AgentConfigCache
+from agents.overrides import effective
+from endpoints.models import Endpoint, MemberRole, Tag, TagScope, TopologyMember
+
+AGENT_TAG_SCOPES = (TagScope.AGENT, TagScope.GLOBAL)
+ENDPOINT_TAG_SCOPES = (TagScope.ENDPOINT, TagScope.GLOBAL)
+
+
+def monitored_endpoints(agent: Agent):
+    """Enabled endpoints of the agent's section whose tag is a ``target`` of an enabled topology in
+    which one of the agent's tags is a ``monitor``; never the agent's own self-endpoint."""
+    monitor_topologies = TopologyMember.objects.filter(
+        role=MemberRole.MONITOR,
+        tag__agents=agent,
+        topology__enabled=True,
+        topology__section_id=agent.section_id,
+    ).values("topology_id")
+    target_tags = TopologyMember.objects.filter(role=MemberRole.TARGET, topology_id__in=monitor_topologies).values(
+        "tag_id"
+    )
+    endpoints = Endpoint.objects.filter(section_id=agent.section_id, enabled=True, tags__in=target_tags)
+    if agent.self_endpoint_id:
+        endpoints = endpoints.exclude(pk=agent.self_endpoint_id)
+    visible_tags = Tag.objects.filter(scope__in=ENDPOINT_TAG_SCOPES).order_by("name")
+    return (
+        Endpoint.objects.filter(pk__in=endpoints.values("pk"))
+        .order_by("address", "port", "id")
+        .prefetch_related(Prefetch("tags", queryset=visible_tags, to_attr="document_tags"))
+    )
+
+
+def _endpoint_document(endpoint: Endpoint) -> dict:
+    document = {"id": str(endpoint.pk), "address": endpoint.address}
+    if endpoint.port is not None:
+        document["port"] = endpoint.port
+    document["enabled"] = True
+    document["tags"] = [tag.name for tag in endpoint.document_tags]
+    return document
+
+
+def configuration_render(agent: Agent) -> dict:
+    """Build the document. No secret ever appears: ``server.api_key`` is always null."""
+    tags = agent.tags.filter(scope__in=AGENT_TAG_SCOPES).order_by("name").values_list("name", flat=True)
+    return {
+        "version": agent.config_version,
+        "agent_id": str(agent.pk),
+        "agent_name": agent.name,
+        "tags": list(tags),
+        "monitoring": effective("monitoring", agent.monitoring_overrides),
+        "server": effective("server", agent.server_overrides),
+        "storage": effective("storage", agent.storage_overrides),
+        "self_upgrade": dict(SELF_UPGRADE_DEFAULTS),
+        "endpoints": [_endpoint_document(endpoint) for endpoint in monitored_endpoints(agent)],
+    }
+
+
+SELF_UPGRADE_DEFAULTS = {
+    "enabled": False,
+    "github_repo_url": "https://github.com/smotra-monitoring/agent",
+    "check_interval_secs": 3600,
+}
+
+
+def configuration_for(agent: Agent) -> dict:
+    """The document at the agent's current version: from the cache when it was rendered at this
+    version (one indexed read), else rendered and stored for every worker to reuse."""
+    cached = AgentConfigCache.objects.filter(agent_id=agent.pk, version=agent.config_version).first()
+    if cached is not None:
+        return cached.document
+    document = configuration_render(agent)
+    AgentConfigCache.objects.update_or_create(
+        agent_id=agent.pk, defaults={"version": document["version"], "document": document}
+    )
+    return document

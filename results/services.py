@@ -1,0 +1,269 @@
+"""Writes from agents: heartbeats, status reports and result batches (contract §6.2-§6.4)."""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from uuid6 import uuid7
+
+from agents.models import Agent
+from agents.services.presence import agent_seen
+from endpoints.models import Endpoint
+from results.checks import CHECKS, check_columns
+from results.models import AgentStatusReport, CheckResult, Heartbeat, UnknownEndpoint
+from smotra import metrics
+from smotra import validation as v
+from smotra.errors import DomainError, Invalid
+
+# ---------------------------------------------------------------------------------------------
+# Heartbeats and status reports
+
+_METRICS = ("cpu_usage_percent", "memory_usage_mb", "memory_total_mb")
+_UPTIMES = ("system_uptime_secs", "agent_uptime_secs")
+
+
+def _vitals(source: dict, path: str) -> dict:
+    values = {name: v.number(source, name, f"{path}{name}") for name in _METRICS}
+    values.update({name: v.number(source, name, f"{path}{name}", integer=True) for name in _UPTIMES})
+    return values
+
+
+def status_fields(status: dict, path: str = "") -> dict:
+    """The agent_status object (contract §6.2 nested shape, §6.3 body) as AgentStatusReport fields."""
+    cache = v.mapping(status, "cache_stats", f"{path}cache_stats") or {}
+    counters = ("checks_performed", "checks_successful", "checks_failed", "failed_report_count", "config_version")
+    return {
+        "agent_version": v.string(status, "agent_version", f"{path}agent_version", max_length=100) or "",
+        **{name: v.number(status, name, f"{path}{name}", integer=True) for name in counters},
+        "is_running": v.boolean(status, "is_running", f"{path}is_running"),
+        "server_connected": v.boolean(status, "server_connected", f"{path}server_connected"),
+        "started_at": v.timestamp(status, "started_at", f"{path}started_at"),
+        "stopped_at": v.timestamp(status, "stopped_at", f"{path}stopped_at"),
+        "reported_at": v.timestamp(status, "reported_at", f"{path}reported_at"),
+        "cache_len": v.number(cache, "len", f"{path}cache_stats.len", integer=True),
+        "cache_capacity": v.number(cache, "capacity", f"{path}cache_stats.capacity", integer=True),
+    }
+
+
+def heartbeat_record(*, agent: Agent, body) -> Heartbeat:
+    """Store one vitals snapshot from either shape: nested (``metrics`` + ``agent_status``) or flat."""
+    if not isinstance(body, dict):
+        raise Invalid("The heartbeat must be a JSON object.", field="body")
+    now = timezone.now()
+    nested = isinstance(body.get("metrics"), dict) or "health_status" in body
+    if nested:
+        vitals = _vitals(v.mapping(body, "metrics", "metrics") or {}, "metrics.")
+        status_object = v.mapping(body, "agent_status", "agent_status")
+        version = status_fields(status_object, "agent_status.")["agent_version"] if status_object else None
+        health = v.string(body, "health_status", "health_status", max_length=32)
+    else:
+        vitals = _vitals(body, "")
+        vitals.pop("agent_uptime_secs")
+        status_object, version = None, None
+        health = v.string(body, "status", "status", max_length=32)
+    heartbeat = Heartbeat.objects.create(
+        agent=agent,
+        timestamp=v.timestamp(body, "timestamp", "timestamp") or now,
+        received_at=now,
+        health_status=health or "",
+        agent_status=status_object,
+        **vitals,
+    )
+    agent_seen(agent, agent_version=version, now=now)
+    metrics.HEARTBEATS.labels("nested" if nested else "flat").inc()
+    return heartbeat
+
+
+def status_report_record(*, agent: Agent, body) -> datetime:
+    """Keep the agent's latest status report (one upsert). Returns the receive time."""
+    if not isinstance(body, dict):
+        raise Invalid("The status report must be a JSON object.", field="body")
+    now = timezone.now()
+    fields = status_fields(body)
+    AgentStatusReport.objects.bulk_create(
+        [AgentStatusReport(agent=agent, received_at=now, **fields)],
+        update_conflicts=True,
+        unique_fields=["agent"],
+        update_fields=["received_at", *fields],
+    )
+    agent_seen(agent, agent_version=fields["agent_version"] or None, now=now)
+    metrics.REPORTS.inc()
+    return now
+
+
+# ---------------------------------------------------------------------------------------------
+# Result batches
+
+
+@dataclass
+class Rejection:
+    index: int
+    id: str | None
+    error: str
+    message: str
+
+
+@dataclass
+class IngestOutcome:
+    submission_id: UUID
+    received_at: datetime
+    accepted: int = 0
+    duplicates_skipped: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass
+class _Candidate:
+    index: int
+    result: CheckResult
+    address_hint: str
+
+
+class BatchTooLarge(DomainError):
+    status = 413
+    code = "payload_too_large"
+
+
+def batch_items(body) -> list:
+    """The ``results`` list of a batch, or the refusal of the whole request (contract §6.4)."""
+    if not isinstance(body, dict):
+        raise Invalid("The body must be a JSON object with a results list.", field="body")
+    items = body.get("results")
+    if items is None or (isinstance(items, list) and not items):
+        raise DomainError("The batch has no results.", code="empty_batch", status=400, field="results")
+    if not isinstance(items, list):
+        raise Invalid("results must be a list.", field="results")
+    limit = settings.SMOTRA.results.max_batch_items
+    if len(items) > limit:
+        raise BatchTooLarge(f"The batch has {len(items)} results; at most {limit} are accepted per request.")
+    return items
+
+
+def _candidate(agent: Agent, index: int, item, now: datetime) -> _Candidate:
+    path = f"results[{index}]"
+    if not isinstance(item, dict):
+        raise Invalid(f"{path} must be an object.", field=path)
+    result_id = v.uuid_value(item, "id", f"{path}.id")
+    if v.uuid_value(item, "agent_id", f"{path}.agent_id") != agent.pk:
+        raise DomainError("agent_id is not the authenticated agent.", code="agent_id_mismatch")
+    endpoint_id = v.uuid_value(item, "endpoint_id", f"{path}.endpoint_id")
+    checked_at = v.timestamp(item, "timestamp", f"{path}.timestamp", required=True)
+    check = v.mapping(item, "check_type", f"{path}.check_type", required=True)
+    check_type = check.get("type")
+    if check_type not in CHECKS:
+        raise DomainError(f"Unknown check type {str(check_type)[:40]!r}.", code="invalid_check_type")
+    columns, details = check_columns(check_type, check.get("result"), f"{path}.check_type.result")
+    result = CheckResult(
+        id=result_id,
+        agent_id=agent.pk,
+        endpoint_id=endpoint_id,
+        check_type=check_type,
+        checked_at=checked_at,
+        received_at=now,
+        details=details,
+        **columns,
+    )
+    return _Candidate(index, result, columns.get("resolved_ip", ""))
+
+
+def _reject(outcome: IngestOutcome, index: int, item, exc: DomainError) -> None:
+    raw_id = item.get("id") if isinstance(item, dict) else None
+    outcome.rejected.append(Rejection(index, raw_id if isinstance(raw_id, str) else None, exc.code, exc.message[:500]))
+
+
+def results_ingest(*, agent: Agent, items: list) -> IngestOutcome:
+    """Validate every item, then store the good ones atomically with set-based statements: one
+    lookup of endpoints, one of already stored ids, one bulk insert. Bad items are listed, never
+    fatal (the agent resends a failed batch forever: no poison batches)."""
+    now = timezone.now()
+    outcome = IngestOutcome(submission_id=uuid7(), received_at=now)
+    candidates = []
+    for index, item in enumerate(items):
+        try:
+            candidates.append(_candidate(agent, index, item, now))
+        except DomainError as exc:
+            _reject(outcome, index, item, exc)
+    candidates = _known_endpoints_only(agent, candidates, outcome, items, now)
+    outcome.rejected.sort(key=lambda rejection: rejection.index)
+    stored = _store(candidates, outcome)
+    agent_seen(agent, result=bool(outcome.accepted or outcome.duplicates_skipped), now=now)
+    _count(stored, outcome, items)
+    return outcome
+
+
+def _known_endpoints_only(agent, candidates, outcome, items, now) -> list[_Candidate]:
+    """Keep results for endpoints of the agent's section; remember ids nobody knows (adoption)."""
+    endpoint_ids = {candidate.result.endpoint_id for candidate in candidates}
+    sections = dict(Endpoint.objects.filter(pk__in=endpoint_ids).values_list("pk", "section_id"))
+    unknown: dict[UUID, list[_Candidate]] = {}
+    kept = []
+    for candidate in candidates:
+        section_id = sections.get(candidate.result.endpoint_id)
+        if section_id == agent.section_id:
+            kept.append(candidate)
+            continue
+        if section_id is None:
+            unknown.setdefault(candidate.result.endpoint_id, []).append(candidate)
+        error = DomainError("The endpoint is not configured for this agent.", code="unknown_endpoint")
+        _reject(outcome, candidate.index, items[candidate.index], error)
+    _remember_unknown(agent, unknown, now)
+    return kept
+
+
+def _remember_unknown(agent: Agent, unknown: dict, now: datetime) -> None:
+    for endpoint_id, seen in unknown.items():
+        sample = next((candidate.address_hint for candidate in seen if candidate.address_hint), "")
+        updated = UnknownEndpoint.objects.filter(agent=agent, endpoint_id=endpoint_id).update(
+            count=F("count") + len(seen), last_seen_at=now
+        )
+        if not updated:
+            UnknownEndpoint.objects.bulk_create(
+                [
+                    UnknownEndpoint(
+                        agent=agent,
+                        endpoint_id=endpoint_id,
+                        first_seen_at=now,
+                        last_seen_at=now,
+                        count=len(seen),
+                        sample_address=sample,
+                    )
+                ],
+                ignore_conflicts=True,
+            )
+
+
+@transaction.atomic
+def _store(candidates: list[_Candidate], outcome: IngestOutcome) -> list[CheckResult]:
+    """All accepted items or none. Ids already stored (a resend) and repeats within the batch are
+    duplicates; a concurrent resend racing this one is absorbed by ON CONFLICT DO NOTHING."""
+    ids = [candidate.result.id for candidate in candidates]
+    stored = set(CheckResult.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    fresh: dict[UUID, CheckResult] = {}
+    for candidate in candidates:
+        if candidate.result.id in stored or candidate.result.id in fresh:
+            outcome.duplicates_skipped += 1
+        else:
+            fresh[candidate.result.id] = candidate.result
+    CheckResult.objects.bulk_create(fresh.values(), ignore_conflicts=True, batch_size=500)
+    outcome.accepted = len(fresh)
+    return list(fresh.values())
+
+
+def _count(stored: list[CheckResult], outcome: IngestOutcome, items) -> None:
+    tally = Tally(result.check_type for result in stored)
+    for check_type, number in tally.items():
+        metrics.RESULTS.labels(check_type, "stored", "").inc(number)
+    if outcome.duplicates_skipped:
+        metrics.RESULTS.labels("any", "duplicate", "").inc(outcome.duplicates_skipped)
+    for rejection in outcome.rejected:
+        item = items[rejection.index]
+        check = item.get("check_type") if isinstance(item, dict) else None
+        check_type = check.get("type") if isinstance(check, dict) else None
+        metrics.RESULTS.labels(check_type if check_type in CHECKS else "invalid", "rejected", rejection.error).inc()
