@@ -12,6 +12,7 @@ from agents.overrides import overrides_validate
 from agents.services.keys import agent_key_rotate, agent_revoke
 from agents.services.management import agent_delete, agent_update
 from endpoints.models import Tag
+from results.selectors import agent_overview
 from smotra.admin import TenantScopedAdminMixin, changed_data, role_allows
 from smotra.errors import DomainError
 from tenants.models import Role
@@ -109,6 +110,11 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="Status")
     def status_column(self, agent) -> str:
         return AgentStatus(agent.status(now=timezone.now())).label
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        agent = self.get_object(request, object_id)
+        extra = {"overview": agent_overview(agent)} if agent is not None else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)

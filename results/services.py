@@ -267,3 +267,23 @@ def _count(stored: list[CheckResult], outcome: IngestOutcome, items) -> None:
         check = item.get("check_type") if isinstance(item, dict) else None
         check_type = check.get("type") if isinstance(check, dict) else None
         metrics.RESULTS.labels(check_type if check_type in CHECKS else "invalid", "rejected", rejection.error).inc()
+
+
+# ---------------------------------------------------------------------------------------------
+# Adoption of unknown endpoints
+
+
+@transaction.atomic
+def unknown_endpoint_adopt(*, actor, unknown: UnknownEndpoint, address: str = "") -> Endpoint:
+    """Create the endpoint an agent already reports for, with that id, in the agent's section;
+    its next results are accepted. Every agent's record of that id is then settled."""
+    from endpoints.services import endpoint_create
+
+    address = address or unknown.sample_address
+    if not address:
+        raise Invalid("No address is known for this endpoint; give one.", field="address")
+    endpoint = endpoint_create(
+        actor=actor, section=unknown.agent.section, address=address, endpoint_id=unknown.endpoint_id
+    )
+    UnknownEndpoint.objects.filter(endpoint_id=unknown.endpoint_id).delete()
+    return endpoint

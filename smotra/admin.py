@@ -93,22 +93,34 @@ class TenantScopedAdminMixin:
 
     def save_model(self, request, obj, form, change):
         saved = self.service_update(request, obj, form) if change else self.service_create(request, form)
-        obj.pk, obj._state.adding = saved.pk, False  # the admin redirects and logs with obj
+        # The admin redirects and logs with obj: give it what the service saved (pk, and fields the
+        # form does not hold, such as a membership's user).
+        for field in obj._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+        obj._state.adding = False
 
     def save_related(self, request, form, formsets, change):
         """Many-to-many fields are set by the services; inlines are saved by ``save_formset``."""
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
 
-    def delete_model(self, request, obj):
+    def delete_view(self, request, *args, **kwargs):
+        """A refused deletion rolls back (the admin's log entry too) and says why, never "deleted"."""
         try:
-            self.service_delete(request, obj)
+            return super().delete_view(request, *args, **kwargs)
         except DomainError as exc:
             messages.error(request, exc.message)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_model(self, request, obj):
+        self.service_delete(request, obj)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
-            self.delete_model(request, obj)
+            try:
+                self.service_delete(request, obj)
+            except DomainError as exc:
+                messages.error(request, exc.message)
 
 
 def role_allows(user, tenant_id, role: str) -> bool:

@@ -163,8 +163,17 @@ class Config:
         return max(1, min(workers, cap)) if self.pool.max_open_conns else workers
 
     @property
+    def effective_database_type(self) -> str:
+        """DATABASE_URL, when set, decides the engine (and so whose pool keys apply)."""
+        if self.database_url:
+            return "sqlite" if self.database_url.startswith("sqlite") else "postgres"
+        return self.database_type
+
+    @property
     def pool(self) -> PoolConfig:
-        return self.postgres_config.pool if self.database_type == "postgres" else self.sqlite_config.pool
+        if self.effective_database_type == "postgres":
+            return self.postgres_config.pool
+        return self.sqlite_config.pool
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,7 +309,7 @@ def _server(source: str, doc: dict[str, Any]) -> ServerConfig:
             values[name] = parse_duration(source, f"server.{name}", block[name])
     if "environment" in block:
         values["environment"] = parse_choice(source, "server.environment", block["environment"], ENVIRONMENTS)
-    if block.get("workers") not in (None, 0, ""):
+    if block.get("workers") not in (None, 0, "", "0"):  # 0: the default, 2 x cores + 1
         values["workers"] = parse_int(source, "server.workers", block["workers"], minimum=1, maximum=512)
     if "threads" in block:
         values["threads"] = parse_int(source, "server.threads", block["threads"], minimum=1, maximum=256)
@@ -483,6 +492,16 @@ def _check_database_url(url: str) -> str:
     return url
 
 
+def _check_cache_url(url: str) -> str:
+    if not url:
+        return ""
+    try:
+        environ.Env.cache_url_config(url)
+    except Exception as exc:  # django-environ raises several types for malformed URLs
+        raise ConfigError("environment", "SMOTRA_CACHE_URL", f"not a cache URL: {exc}") from None
+    return url
+
+
 def _check_production(config: Config) -> None:
     if config.server.environment != "production":
         return
@@ -521,7 +540,7 @@ def load_config(path: Path | None = None, env: dict[str, str] | None = None) -> 
             raise ConfigError("environment", from_env[exc.key], exc.problem) from None
         raise
     database_url = _check_database_url(env.get("DATABASE_URL", ""))
-    config = replace(config, database_url=database_url, cache_url=env.get("SMOTRA_CACHE_URL", ""))
+    config = replace(config, database_url=database_url, cache_url=_check_cache_url(env.get("SMOTRA_CACHE_URL", "")))
     _check_production(config)
     _check_workers(config)
     return config
@@ -536,3 +555,10 @@ def get_config() -> Config:
     if _loaded is None:
         _loaded = load_config()
     return _loaded
+
+
+def parse_age(option: str, text: str) -> float:
+    """A command-line age in seconds: ``7d`` (days, which Go durations lack) or a Go duration."""
+    if text.endswith("d") and text[:-1].isdigit():
+        return int(text[:-1]) * 86400.0
+    return parse_duration("command line", option, text)

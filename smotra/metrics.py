@@ -5,7 +5,10 @@ incremented in one gunicorn worker is visible whichever worker answers /metrics.
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, disable_created_metrics
+
+# The *_created series double every counter's output and nobody graphs them.
+disable_created_metrics()
 
 REGISTRATIONS = Counter("smotra_agent_registrations_total", "Agent self-registrations by outcome.", ["outcome"])
 CLAIM_ATTEMPTS = Counter("smotra_agent_claim_attempts_total", "Claim attempts by outcome.", ["outcome"])
@@ -17,3 +20,20 @@ CONFIG_FETCHES = Counter("smotra_agent_config_fetches_total", "Configuration fet
 RESULTS = Counter(
     "smotra_results_total", "Result items by check type and outcome.", ["check_type", "outcome", "reason"]
 )
+
+
+class AgentStatusCollector:
+    """``smotra_agents{status}``: agents per computed status, counted in SQL at scrape time.
+
+    A gauge per status (four series), never per agent; computed from the database so every worker
+    answers the same, without multiprocess gauge bookkeeping."""
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        from agents.models import Agent, AgentStatus
+
+        family = GaugeMetricFamily("smotra_agents", "Agents by computed status.", labels=["status"])
+        for status in AgentStatus.values:
+            family.add_metric([status], Agent.objects.with_status(status).count())
+        yield family

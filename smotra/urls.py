@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
-from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from healthchecks import metrics as health_metrics
 from healthchecks import views as health
 from smotra.api.views import ApiInfoView
 
@@ -19,7 +19,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("healthz/ready", health.ready, name="healthz-ready"),
     path("healthz/live", health.live, name="healthz-live"),
-    path("metrics", ExportToDjangoView, name="metrics"),
+    path("metrics", health_metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from agents.models import AgentRegistration, RegistrationState
-from smotra.config import ConfigError, parse_duration
+from smotra.config import ConfigError, parse_age
 from smotra.ratelimit import ratelimit_prune
 
 
@@ -38,8 +38,6 @@ class Command(BaseCommand):
     @staticmethod
     def parse_age(text: str) -> timedelta:
         try:
-            if text.endswith("d") and text[:-1].isdigit():
-                return timedelta(days=int(text[:-1]))
-            return timedelta(seconds=parse_duration("--older-than", "--older-than", text))
+            return timedelta(seconds=parse_age("--older-than", text))
         except ConfigError as exc:
-            raise CommandError(exc.problem) from None
+            raise CommandError(str(exc)) from None

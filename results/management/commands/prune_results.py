@@ -1,0 +1,51 @@
+"""``manage.py prune_results [--older-than 30d] [--chunk 5000]``: enforce ``results.retention``.
+
+Deletes results and vitals older than the retention in bounded chunks, each its own short
+transaction, so ingestion carries on beside it. Schedule it daily (cron, systemd timer, CronJob)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from results.models import CheckResult, Heartbeat
+from smotra.config import ConfigError, parse_age
+
+
+def delete_in_chunks(queryset, chunk: int) -> int:
+    """Delete the queryset's rows ``chunk`` primary keys at a time; returns how many went."""
+    total = 0
+    while True:
+        keys = list(queryset.values_list("pk", flat=True)[:chunk])
+        if not keys:
+            return total
+        deleted, _ = queryset.model.objects.filter(pk__in=keys).delete()
+        total += deleted
+
+
+class Command(BaseCommand):
+    help = "Delete check results and heartbeats older than results.retention (default 30 days), in chunks."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--older-than", help="Override the retention: Go duration or Nd (e.g. 30d).")
+        parser.add_argument("--chunk", type=int, default=5000, help="Rows per delete statement (default 5000).")
+
+    def handle(self, *args, older_than=None, chunk=5000, **options):
+        if chunk < 1:
+            raise CommandError("--chunk must be at least 1.")
+        cutoff = timezone.now() - self.retention(older_than)
+        results = delete_in_chunks(CheckResult.objects.filter(checked_at__lt=cutoff), chunk)
+        heartbeats = delete_in_chunks(Heartbeat.objects.filter(timestamp__lt=cutoff), chunk)
+        self.stdout.write(f"Deleted {results} result(s) and {heartbeats} heartbeat(s) older than {cutoff.isoformat()}.")
+
+    @staticmethod
+    def retention(text: str | None) -> timedelta:
+        if text is None:
+            return timedelta(seconds=settings.SMOTRA.results.retention)
+        try:
+            return timedelta(seconds=parse_age("--older-than", text))
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
