@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import Request, percentile, run_load  # noqa: E402
+from loadgen import Request, percentile, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -51,7 +51,7 @@ class Api:
             all_headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(self.base + path, data=data, method=method, headers=all_headers)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(request, timeout=30) as response:
                 raw = response.read()
                 return response.status, json.loads(raw) if raw else None
         except urllib.error.HTTPError as error:
@@ -90,13 +90,13 @@ class Server:
         self.process = None
 
     def __enter__(self):
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             [PYTHON, str(ROOT / "manage.py"), "serve"], cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz/ready", timeout=1)  # noqa: S310
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz/ready", timeout=1)
                 return self
             except OSError:
                 if self.process.poll() is not None:
@@ -115,7 +115,7 @@ class Server:
             env={**self.env, **(extra_env or {})},
             check=True,
             capture_output=True,
-        )  # noqa: S603
+        )
 
 
 def setup_fleet(server: Server, agents: int) -> tuple[list[tuple[str, str]], list[str]]:
@@ -292,11 +292,7 @@ def bench_database(name: str, env: dict, args) -> list[dict]:
                     "errors": outcome.errors,
                 }
             )
-            print(
-                f"  {name:8} {label:22} {rows[-1]['per_second']:10.0f} {rows[-1]['unit']:7} p50 {rows[-1]['p50_ms']:6.1f} ms  p99 {rows[-1]['p99_ms']:6.1f} ms  "
-                f"cpu {rows[-1]['cpu_ms_per_request']:5.2f} ms/req  {outcome.statuses}",
-                flush=True,
-            )
+            print("  " + format_line(rows[-1]), flush=True)
     return rows
 
 
@@ -316,14 +312,21 @@ def drop_postgres(base_url: str, name: str) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def format_line(row: dict) -> str:
+    return (
+        f"{row['database']:8} {row['scenario']:22} {row['per_second']:10.0f} {row['unit']:7} "
+        f"p50 {row['p50_ms']:6.1f} ms  p99 {row['p99_ms']:6.1f} ms  cpu {row['cpu_ms_per_request']:5.2f} ms/req"
+    )
+
+
 def print_table(rows: list[dict]) -> None:
     print("\n| database | scenario | throughput | p50 ms | p99 ms | server CPU ms/request | answers |")
     print("|---|---|---:|---:|---:|---:|---|")
     for row in rows:
-        print(
-            f"| {row['database']} | {row['scenario']} | {row['per_second']:,.0f} {row['unit']} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
-            f"{row['cpu_ms_per_request']:.2f} | {row['statuses']}{' errors ' + str(row['errors']) if row['errors'] else ''} |"
-        )
+        answers = str(row["statuses"]) + (f" errors {row['errors']}" if row["errors"] else "")
+        throughput = f"{row['per_second']:,.0f} {row['unit']}"
+        timing = f"{row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['cpu_ms_per_request']:.2f}"
+        print(f"| {row['database']} | {row['scenario']} | {throughput} | {timing} | {answers} |")
 
 
 def main() -> None:

@@ -119,7 +119,7 @@ class ClaimStatusView(APIView):
 
     @extend_schema(responses=ClaimStatusSerializer, tags=["onboarding"], summary="An agent polls for its key", auth=[])
     def get(self, request, agent_id):
-        status = registration_poll(agent_id=agent_id)
+        status = registration_poll(agent_id=agent_id, source_address=client_address(request) or None)
         if status.api_key:
             body = {"status": "claimed", "apiKey": status.api_key, "configUrl": f"/agent/{agent_id}/configuration"}
         else:

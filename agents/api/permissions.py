@@ -6,6 +6,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
 from agents.authentication import AgentKeyAuthentication
+from smotra import metrics
 
 
 class IsPathAgent(BasePermission):
@@ -16,6 +17,9 @@ class IsPathAgent(BasePermission):
     def has_permission(self, request, view):
         agent = request.user
         if not getattr(agent, "is_agent", False):
+            # Only AgentKeyAuthentication runs on these views: no agent means no header at all
+            # (a wrong key was refused, and counted, during authentication).
+            metrics.AUTH_FAILURES.labels("missing").inc()
             return False
         return agent.pk == view.kwargs.get("agent_id")
 

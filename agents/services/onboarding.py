@@ -109,14 +109,14 @@ def poll_interval(polls_so_far: int) -> int:
     )
 
 
-def registration_poll(*, agent_id) -> ClaimStatus:
+def registration_poll(*, agent_id, source_address: str | None = None) -> ClaimStatus:
     """Answer a claim-status poll. A claimed agent's key is handed out by the first poll only:
     the UPDATE that clears it is conditional on it still being there, so of concurrent polls
     exactly one changes a row and delivers; the others answer pending."""
     registration = AgentRegistration.objects.filter(pk=agent_id).first()
     if registration is None:
         raise NotFound("No registration for this agent.")
-    if registration.pending_api_key and _deliver(registration):
+    if registration.pending_api_key and _deliver(registration, source_address):
         return ClaimStatus(status="claimed", api_key=registration.pending_api_key)
     AgentRegistration.objects.filter(pk=agent_id).update(poll_count=F("poll_count") + 1, last_polled_at=timezone.now())
     return ClaimStatus(
@@ -124,7 +124,7 @@ def registration_poll(*, agent_id) -> ClaimStatus:
     )
 
 
-def _deliver(registration: AgentRegistration) -> bool:
+def _deliver(registration: AgentRegistration, source_address: str | None) -> bool:
     now = timezone.now()
     delivered = AgentRegistration.objects.filter(
         pk=registration.pk, pending_api_key=registration.pending_api_key
@@ -132,7 +132,7 @@ def _deliver(registration: AgentRegistration) -> bool:
     if delivered:
         metrics.KEY_DELIVERIES.inc()
         audit_record(
-            actor=Actor.system(f"agent:{registration.pk}"),
+            actor=Actor.system(f"agent:{registration.pk}", source_address=source_address),
             action="agent.key_delivered",
             object_type="agent",
             object_id=registration.pk,
