@@ -346,7 +346,8 @@ def main() -> None:
         os.environ.pop(variable, None)
     rows = []
     print(
-        f"Smotra benchmark: {args.agents} agents, {args.clients} keep-alive clients, {args.seconds:g} s per scenario, {os.cpu_count()} cores"
+        f"Smotra benchmark: {args.agents} agents, {args.clients} keep-alive clients, "
+        f"{args.seconds:g} s per scenario, {os.cpu_count()} cores"
     )
     if args.db in ("sqlite", "both"):
         with tempfile.TemporaryDirectory(prefix="smotra-bench-") as directory:
