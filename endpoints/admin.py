@@ -68,7 +68,7 @@ class EndpointAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
-        if obj is not None:
+        if obj is not None and "tags" in form.base_fields:  # absent when read-only (viewers)
             form.base_fields["tags"].queryset = Tag.objects.filter(section=obj.section)
         return form
 
