@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import wraps
 
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
 
 from smotra import serving
+from smotra.api.errors import error_response
 
 READY_DATABASE_BUDGET_SECONDS = 2.0
+
+
+def require_get(view):
+    """GET and HEAD only; anything else is the contract's JSON 405 (Django's require_GET answers HTML)."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            message = f'Method "{request.method}" not allowed.'
+            return error_response(405, "method_not_allowed", message, headers={"Allow": "GET, HEAD"})
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def database_check() -> dict:
@@ -31,7 +45,7 @@ def database_check() -> dict:
     return {"status": "healthy", "message": "ok", "response_time_ms": round(elapsed, 2)}
 
 
-@require_GET
+@require_get
 def healthz(request):
     database = database_check()
     healthy = database["status"] == "healthy"
@@ -45,7 +59,7 @@ def healthz(request):
     return JsonResponse(body, status=200 if healthy else 503)
 
 
-@require_GET
+@require_get
 def ready(request):
     """Ready when not draining and the database answers within two seconds (load balancers poll this)."""
     if serving.is_draining():
@@ -56,6 +70,6 @@ def ready(request):
     return JsonResponse({"status": "ready" if ok else "not_ready", "database": database}, status=200 if ok else 503)
 
 
-@require_GET
+@require_get
 def live(request):
     return JsonResponse({"status": "alive"})
