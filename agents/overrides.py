@@ -71,6 +71,8 @@ def _check(block: str, key: str, value: Any) -> Any:
         raise Invalid(f"{key} must be between {low} and {high}.", field=field)
     if kind is str and not value.strip():
         raise Invalid(f"{key} must not be empty.", field=field)
+    if kind is str and "\x00" in value:  # PostgreSQL's jsonb cannot store NUL: refuse it, not a 500
+        raise Invalid(f"{key} must not contain NUL characters.", field=field)
     return value
 
 

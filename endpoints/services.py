@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.db import transaction
 
 from agents.services.versions import config_versions_bump
-from endpoints.models import Endpoint, MemberRole, Tag, Topology, TopologyMember
+from endpoints.models import Endpoint, MemberRole, Tag, TagScope, Topology, TopologyMember, TopologyType
 from smotra.db import unique_or_conflict
 from smotra.errors import Invalid
 from tenants.models import Role, Section
@@ -31,7 +31,7 @@ TAG_EXISTS = "A tag with this name already exists in this section."
 
 
 @transaction.atomic
-def tag_create(*, actor: Actor, section: Section, name: str, scope: str) -> Tag:
+def tag_create(*, actor: Actor, section: Section, name: str, scope: str = TagScope.GLOBAL) -> Tag:
     authorize(actor, section.tenant_id, Role.OPERATOR)
     with unique_or_conflict(TAG_EXISTS, "name"):
         tag = Tag.objects.create(section=section, name=name, scope=scope)
@@ -137,7 +137,7 @@ def topology_create(
     actor: Actor,
     section: Section,
     name: str,
-    type: str,
+    type: str = TopologyType.FULL_MESH,
     enabled: bool = True,
     monitor_tag_ids: Iterable = (),
     target_tag_ids: Iterable = (),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import transaction
+
 from smotra.db import unique_or_conflict
 from smotra.errors import Conflict, Forbidden, Invalid, NotFound
 from smotra.http import client_address
@@ -95,6 +97,7 @@ def _require_superuser(actor: Actor, message: str) -> None:
         raise Forbidden(message)
 
 
+@transaction.atomic
 def tenant_create(*, actor: Actor, name: str, description: str = "") -> Tenant:
     _require_superuser(actor, "Only superusers create tenants.")
     with unique_or_conflict("A tenant with this name already exists.", "name"):
@@ -103,6 +106,7 @@ def tenant_create(*, actor: Actor, name: str, description: str = "") -> Tenant:
     return tenant
 
 
+@transaction.atomic
 def tenant_update(*, actor: Actor, tenant: Tenant, **changes) -> Tenant:
     authorize(actor, tenant.pk, Role.ADMIN)
     for field, value in changes.items():
@@ -113,6 +117,7 @@ def tenant_update(*, actor: Actor, tenant: Tenant, **changes) -> Tenant:
     return tenant
 
 
+@transaction.atomic
 def tenant_delete(*, actor: Actor, tenant: Tenant) -> None:
     _require_superuser(actor, "Only superusers delete tenants.")
     from agents.models import Agent
@@ -126,6 +131,7 @@ def tenant_delete(*, actor: Actor, tenant: Tenant) -> None:
     tenant.delete()
 
 
+@transaction.atomic
 def section_create(*, actor: Actor, tenant: Tenant, name: str, description: str = "") -> Section:
     authorize(actor, tenant.pk, Role.ADMIN)
     with unique_or_conflict("A section with this name already exists in this tenant.", "name"):
@@ -134,6 +140,7 @@ def section_create(*, actor: Actor, tenant: Tenant, name: str, description: str 
     return section
 
 
+@transaction.atomic
 def section_update(*, actor: Actor, section: Section, **changes) -> Section:
     authorize(actor, section.tenant_id, Role.ADMIN)
     for field, value in changes.items():
@@ -144,6 +151,7 @@ def section_update(*, actor: Actor, section: Section, **changes) -> Section:
     return section
 
 
+@transaction.atomic
 def section_delete(*, actor: Actor, section: Section) -> None:
     authorize(actor, section.tenant_id, Role.ADMIN)
     count = section.agents.count()
@@ -159,6 +167,7 @@ def section_delete(*, actor: Actor, section: Section) -> None:
 # Memberships
 
 
+@transaction.atomic
 def membership_create(*, actor: Actor, tenant: Tenant, username: str, role: str) -> Membership:
     authorize(actor, tenant.pk, Role.ADMIN)
     user = User.objects.filter(username=username).first()
@@ -170,6 +179,7 @@ def membership_create(*, actor: Actor, tenant: Tenant, username: str, role: str)
     return membership
 
 
+@transaction.atomic
 def membership_update(*, actor: Actor, membership: Membership, role: str) -> Membership:
     authorize(actor, membership.tenant_id, Role.ADMIN)
     previous, membership.role = membership.role, role
@@ -179,6 +189,7 @@ def membership_update(*, actor: Actor, membership: Membership, role: str) -> Mem
     return membership
 
 
+@transaction.atomic
 def membership_delete(*, actor: Actor, membership: Membership) -> None:
     authorize(actor, membership.tenant_id, Role.ADMIN)
     audit_record(

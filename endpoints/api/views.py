@@ -57,7 +57,8 @@ class TopologyViewSet(TenantScopedCrudViewSet):
         return services.topology_create(actor=self.actor, **data)
 
     def update_object(self, topology, **data):
-        return services.topology_update(actor=self.actor, topology=topology, **data)
+        topology = services.topology_update(actor=self.actor, topology=topology, **data)
+        return self.get_queryset().get(pk=topology.pk)  # members were prefetched before they changed
 
     def delete_object(self, topology):
         services.topology_delete(actor=self.actor, topology=topology)

@@ -13,7 +13,7 @@ MAX_PAGE_SIZE = 100
 
 
 class PageQuerySerializer(serializers.Serializer):
-    page = serializers.IntegerField(min_value=1, default=1)
+    page = serializers.IntegerField(min_value=1, max_value=1_000_000, default=1)
     page_size = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
 
 
