@@ -21,9 +21,14 @@ def _mean(values) -> float | None:
     return fmean(values) if values else None
 
 
+# packets_sent (successes + failures) is a 32-bit column: a larger count would fail the whole batch's
+# INSERT on PostgreSQL, and the agent would resend that batch forever.
+MAX_PACKETS = 1_000_000_000
+
+
 def _ping(result: dict, p: str) -> dict:
-    successes = v.number(result, "successes", f"{p}.successes", required=True, integer=True)
-    failures = v.number(result, "failures", f"{p}.failures", required=True, integer=True)
+    successes = v.number(result, "successes", f"{p}.successes", required=True, integer=True, maximum=MAX_PACKETS)
+    failures = v.number(result, "failures", f"{p}.failures", required=True, integer=True, maximum=MAX_PACKETS)
     latencies = v.number_list(result, "success_latencies", f"{p}.success_latencies", required=True)
     return {
         "success": successes > 0,
@@ -114,6 +119,8 @@ def check_columns(check_type: str, result, path: str) -> tuple[dict, dict]:
         raise Invalid(f"{path} must be an object.", field=path)
     columns = CHECKS[check_type](result, path)
     _error_details(result, path)
+    if v.contains_nul(result):
+        raise Invalid(f"{path} must not contain NUL (U+0000) characters.", field=path)
     columns["resolved_ip"] = columns.get("resolved_ip") or ""
     details = {key: value for key, value in result.items() if key not in COLUMN_KEYS[check_type]}
     return columns, details

@@ -27,6 +27,7 @@ from smotra.errors import DomainError, Invalid
 
 _METRICS = ("cpu_usage_percent", "memory_usage_mb", "memory_total_mb")
 _UPTIMES = ("system_uptime_secs", "agent_uptime_secs")
+_NESTED_KEYS = ("health_status", "metrics", "agent_status")
 
 
 def _vitals(source: dict, path: str) -> dict:
@@ -52,12 +53,18 @@ def status_fields(status: dict, path: str = "") -> dict:
     }
 
 
+def _refuse_nul(body: dict) -> None:
+    if v.contains_nul(body):
+        raise Invalid("The body must not contain NUL (U+0000) characters.", field="body")
+
+
 def heartbeat_record(*, agent: Agent, body) -> Heartbeat:
     """Store one vitals snapshot from either shape: nested (``metrics`` + ``agent_status``) or flat."""
     if not isinstance(body, dict):
         raise Invalid("The heartbeat must be a JSON object.", field="body")
     now = timezone.now()
-    nested = isinstance(body.get("metrics"), dict) or "health_status" in body
+    # Any key of the nested shape selects it, so a malformed ``metrics`` is refused, not ignored.
+    nested = any(key in body for key in _NESTED_KEYS)
     if nested:
         vitals = _vitals(v.mapping(body, "metrics", "metrics") or {}, "metrics.")
         status_object = v.mapping(body, "agent_status", "agent_status")
@@ -68,6 +75,7 @@ def heartbeat_record(*, agent: Agent, body) -> Heartbeat:
         vitals.pop("agent_uptime_secs")
         status_object, version = None, None
         health = v.string(body, "status", "status", max_length=32)
+    _refuse_nul(body)
     heartbeat = Heartbeat.objects.create(
         agent=agent,
         timestamp=v.timestamp(body, "timestamp", "timestamp") or now,
@@ -87,6 +95,7 @@ def status_report_record(*, agent: Agent, body) -> datetime:
         raise Invalid("The status report must be a JSON object.", field="body")
     now = timezone.now()
     fields = status_fields(body)
+    _refuse_nul(body)
     AgentStatusReport.objects.bulk_create(
         [AgentStatusReport(agent=agent, received_at=now, **fields)],
         update_conflicts=True,
@@ -157,7 +166,7 @@ def _candidate(agent: Agent, index: int, item, now: datetime) -> _Candidate:
     checked_at = v.timestamp(item, "timestamp", f"{path}.timestamp", required=True)
     check = v.mapping(item, "check_type", f"{path}.check_type", required=True)
     check_type = check.get("type")
-    if check_type not in CHECKS:
+    if not isinstance(check_type, str) or check_type not in CHECKS:  # a list or object is unhashable
         raise DomainError(f"Unknown check type {str(check_type)[:40]!r}.", code="invalid_check_type")
     columns, details = check_columns(check_type, check.get("result"), f"{path}.check_type.result")
     result = CheckResult(
@@ -266,7 +275,8 @@ def _count(stored: list[CheckResult], outcome: IngestOutcome, items) -> None:
         item = items[rejection.index]
         check = item.get("check_type") if isinstance(item, dict) else None
         check_type = check.get("type") if isinstance(check, dict) else None
-        metrics.RESULTS.labels(check_type if check_type in CHECKS else "invalid", "rejected", rejection.error).inc()
+        known = isinstance(check_type, str) and check_type in CHECKS
+        metrics.RESULTS.labels(check_type if known else "invalid", "rejected", rejection.error).inc()
 
 
 # ---------------------------------------------------------------------------------------------

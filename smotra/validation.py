@@ -6,7 +6,7 @@ its time there. These plain functions check JSON values and raise :class:`Invali
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from smotra.errors import Invalid
 
@@ -63,7 +63,12 @@ def timestamp(obj: dict, key: str, path: str, *, required: bool = False) -> date
         raise Invalid(f"{path} must be an RFC 3339 timestamp.", field=path) from None
     if parsed.tzinfo is None:
         raise Invalid(f"{path} must carry a time zone (e.g. Z).", field=path)
-    return parsed
+    try:
+        # In UTC; an instant that leaves Python's range once converted (year 1 or 9999 with an
+        # offset) is refused: SQLite's adapter fails on it and PostgreSQL stores an unreadable date.
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise Invalid(f"{path} is out of range.", field=path) from None
 
 
 def uuid_value(obj: dict, key: str, path: str) -> uuid.UUID:
@@ -93,3 +98,19 @@ def number_list(obj: dict, key: str, path: str, *, required: bool = False, max_i
         if isinstance(item, bool) or not isinstance(item, (int, float)) or not 0 <= item <= MAX_NUMBER:
             raise Invalid(f"{path}[{index}] must be a non-negative number.", field=f"{path}[{index}]")
     return value
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def contains_nul(value) -> bool:
+    """Whether any string (or key) in a parsed JSON value holds U+0000. PostgreSQL text and jsonb
+    cannot store it: one such string would fail a whole batch's INSERT, resent by the agent forever."""
+    kind = type(value)
+    if kind is str:
+        return "\x00" in value
+    if kind is dict:
+        return any("\x00" in key or (type(item) not in _SCALARS and contains_nul(item)) for key, item in value.items())
+    if kind is list:
+        return any(type(item) not in _SCALARS and contains_nul(item) for item in value)
+    return False

@@ -6,6 +6,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
 from agents.authentication import AgentKeyAuthentication
+from smotra.api.parsers import InvalidJSON
 from smotra import metrics
 
 
@@ -30,6 +31,13 @@ class AgentView(APIView):
 
     authentication_classes = [AgentKeyAuthentication]
     permission_classes = [IsPathAgent]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication and permissions first
+        # DRF skips the parser for an empty (or chunked, length-less) body and hands over {}: an
+        # empty heartbeat would be stored as a row of nulls. Every agent POST carries a JSON document.
+        if request.method == "POST" and not int(request.META.get("CONTENT_LENGTH") or 0):
+            raise InvalidJSON("Request body is empty; a JSON document is required.")
 
     @property
     def agent(self):
