@@ -6,8 +6,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
 from agents.authentication import AgentKeyAuthentication
-from smotra.api.parsers import InvalidJSON
 from smotra import metrics
+from smotra.api.parsers import InvalidJSON
 
 
 class IsPathAgent(BasePermission):
