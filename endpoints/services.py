@@ -8,7 +8,7 @@ from django.db import transaction
 
 from agents.services.versions import config_versions_bump
 from endpoints.models import Endpoint, MemberRole, Tag, TagScope, Topology, TopologyMember, TopologyType
-from smotra.db import unique_or_conflict
+from smotra.db import save_changes, unique_or_conflict
 from smotra.errors import Invalid
 from tenants.models import Role, Section
 from tenants.services import Actor, audit_record, authorize
@@ -42,10 +42,7 @@ def tag_create(*, actor: Actor, section: Section, name: str, scope: str = TagSco
 @transaction.atomic
 def tag_update(*, actor: Actor, tag: Tag, **changes) -> Tag:
     authorize(actor, tag.section.tenant_id, Role.OPERATOR)
-    for field, value in changes.items():
-        setattr(tag, field, value)
-    with unique_or_conflict(TAG_EXISTS, "name"):
-        tag.save()
+    save_changes(tag, changes, conflict=TAG_EXISTS)
     config_versions_bump(section_ids=[tag.section_id])
     audit_record(actor=actor, action="tag.update", obj=tag, tenant=tag.section.tenant, details=changes)
     return tag
@@ -99,10 +96,7 @@ def endpoint_update(*, actor: Actor, endpoint: Endpoint, tag_ids: Iterable | Non
     if tag_ids is not None:
         endpoint.tags.set(tags_in_section(endpoint.section_id, tag_ids))
     config_versions_bump(section_ids=[endpoint.section_id])
-    details = {
-        **{k: str(v) for k, v in changes.items()},
-        **({"tag_ids": [str(t) for t in tag_ids]} if tag_ids is not None else {}),
-    }
+    details = {**changes, **({"tag_ids": list(tag_ids)} if tag_ids is not None else {})}
     audit_record(actor=actor, action="endpoint.update", obj=endpoint, tenant=endpoint.section.tenant, details=details)
     return endpoint
 
@@ -162,10 +156,7 @@ def topology_update(
     **changes,
 ) -> Topology:
     authorize(actor, topology.section.tenant_id, Role.OPERATOR)
-    for field, value in changes.items():
-        setattr(topology, field, value)
-    with unique_or_conflict(TOPOLOGY_EXISTS, "name"):
-        topology.save()
+    save_changes(topology, changes, conflict=TOPOLOGY_EXISTS)
     if monitor_tag_ids is not None:
         _set_members(topology, MemberRole.MONITOR, monitor_tag_ids, "monitor_tag_ids")
     if target_tag_ids is not None:
@@ -176,7 +167,7 @@ def topology_update(
         action="topology.update",
         obj=topology,
         tenant=topology.section.tenant,
-        details={k: str(v) for k, v in changes.items()},
+        details=changes,
     )
     return topology
 

@@ -20,3 +20,11 @@ def unique_or_conflict(message: str, field: str) -> Iterator[None]:
             yield
     except IntegrityError:
         raise Conflict(message, code="already_exists", field=field) from None
+
+
+def save_changes(obj, changes: dict, *, conflict: str, field: str = "name") -> None:
+    """Set the changed attributes and save; a duplicate ``field`` is a 409 saying ``conflict``."""
+    for name, value in changes.items():
+        setattr(obj, name, value)
+    with unique_or_conflict(conflict, field):
+        obj.save()

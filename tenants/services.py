@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django.db import transaction
 
-from smotra.db import unique_or_conflict
+from smotra.db import save_changes, unique_or_conflict
 from smotra.errors import Conflict, Forbidden, Invalid, NotFound
 from smotra.http import client_address
 from tenants.models import ROLE_RANK, AuditEvent, Membership, Role, Section, Tenant, User
@@ -50,7 +51,8 @@ def audit_record(
         object_id=str(ids.get("object_id") or (obj.pk if obj is not None else "")),
         object_repr=str(obj)[:200] if obj is not None else "",
         source_address=actor.source_address,
-        details=details or {},
+        # Anything a service passes (UUIDs, model instances, datetimes) is stored as its text.
+        details=json.loads(json.dumps(details or {}, default=str)),
     )
 
 
@@ -109,11 +111,8 @@ def tenant_create(*, actor: Actor, name: str, description: str = "") -> Tenant:
 @transaction.atomic
 def tenant_update(*, actor: Actor, tenant: Tenant, **changes) -> Tenant:
     authorize(actor, tenant.pk, Role.ADMIN)
-    for field, value in changes.items():
-        setattr(tenant, field, value)
-    with unique_or_conflict("A tenant with this name already exists.", "name"):
-        tenant.save()
-    audit_record(actor=actor, action="tenant.update", obj=tenant, tenant=tenant, details=_jsonable(changes))
+    save_changes(tenant, changes, conflict="A tenant with this name already exists.")
+    audit_record(actor=actor, action="tenant.update", obj=tenant, tenant=tenant, details=changes)
     return tenant
 
 
@@ -143,11 +142,8 @@ def section_create(*, actor: Actor, tenant: Tenant, name: str, description: str 
 @transaction.atomic
 def section_update(*, actor: Actor, section: Section, **changes) -> Section:
     authorize(actor, section.tenant_id, Role.ADMIN)
-    for field, value in changes.items():
-        setattr(section, field, value)
-    with unique_or_conflict("A section with this name already exists in this tenant.", "name"):
-        section.save()
-    audit_record(actor=actor, action="section.update", obj=section, tenant=section.tenant, details=_jsonable(changes))
+    save_changes(section, changes, conflict="A section with this name already exists in this tenant.")
+    audit_record(actor=actor, action="section.update", obj=section, tenant=section.tenant, details=changes)
     return section
 
 
@@ -200,12 +196,6 @@ def membership_delete(*, actor: Actor, membership: Membership) -> None:
 
 def _who(membership: Membership) -> dict:
     return {"username": membership.user.get_username(), "role": membership.role}
-
-
-def _jsonable(changes: dict) -> dict:
-    return {
-        key: value if isinstance(value, (str, int, bool, type(None))) else str(value) for key, value in changes.items()
-    }
 
 
 def get_or_404(queryset, message: str, **lookup):
