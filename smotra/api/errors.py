@@ -52,8 +52,13 @@ def flatten_errors(errors, prefix: str = "") -> list[dict]:
     if isinstance(errors, dict):
         details = []
         for key, value in errors.items():
-            name = "body" if key in ("non_field_errors", "detail") and not prefix else str(key)
-            details += flatten_errors(value, f"{prefix}.{name}" if prefix else name)
+            if isinstance(key, int):  # ListField/many=True children are keyed by index
+                path = f"{prefix}[{key}]"
+            elif key in ("non_field_errors", "detail"):  # an object-level error belongs to the object
+                path = prefix or "body"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            details += flatten_errors(value, path)
         return details
     if isinstance(errors, list):
         if all(not isinstance(item, (dict, list)) for item in errors):
