@@ -322,7 +322,7 @@ def test_an_operator_moves_an_agent_to_another_section(client_for, oscar, agent_
     [
         ({"name": ""}, "name"),
         ({"name": "x" * 201}, "name"),
-        ({"tag_ids": ["nope"]}, "tag_ids.0"),
+        ({"tag_ids": ["nope"]}, "tag_ids[0]"),
         ({"tag_ids": "OTHER_SECTION"}, "tag_ids"),
         ({"tag_ids": "OTHER_TENANT"}, "tag_ids"),
         ({"section_id": "not-a-uuid"}, "section_id"),
