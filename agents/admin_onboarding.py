@@ -5,13 +5,14 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from agents.models import AgentRegistration, RegistrationState
+from agents.models import Agent, AgentRegistration, RegistrationState
 from agents.services.onboarding import agent_claim
 from smotra.admin import domain_error_to_form, role_allows
 from smotra.errors import DomainError
@@ -73,7 +74,12 @@ class AgentRegistrationAdmin(admin.ModelAdmin):
     exclude = ["pending_api_key", "claim_token_hash"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("pending_api_key")
+        queryset = super().get_queryset(request).defer("pending_api_key")
+        if request.user.is_superuser:
+            return queryset
+        # Once claimed, a registration describes an agent of one tenant: only that tenant sees it.
+        claimed_here = Agent.objects.visible_to(request.user).values("pk")
+        return queryset.filter(Q(state=RegistrationState.PENDING) | Q(agent_id__in=claimed_here))
 
     @admin.display(description="IP addresses")
     def addresses(self, registration) -> str:
@@ -112,7 +118,7 @@ class AgentRegistrationAdmin(admin.ModelAdmin):
     def claim_view(self, request, agent_id):
         if not self.has_view_permission(request):
             raise PermissionDenied  # viewers may not claim
-        registration = AgentRegistration.objects.filter(pk=agent_id).first()
+        registration = self.get_queryset(request).filter(pk=agent_id).first()
         if registration is None:
             messages.error(request, "No registration for this agent (it may have been purged); it must register again.")
             return redirect("admin:agents_agentregistration_changelist")

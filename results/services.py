@@ -201,7 +201,7 @@ def results_ingest(*, agent: Agent, items: list) -> IngestOutcome:
             _reject(outcome, index, item, exc)
     candidates = _known_endpoints_only(agent, candidates, outcome, items, now)
     outcome.rejected.sort(key=lambda rejection: rejection.index)
-    stored = _store(candidates, outcome)
+    stored = _store(agent, candidates, outcome)
     agent_seen(agent, result=bool(outcome.accepted or outcome.duplicates_skipped), now=now)
     _count(stored, outcome, items)
     return outcome
@@ -249,9 +249,12 @@ def _remember_unknown(agent: Agent, unknown: dict, now: datetime) -> None:
 
 
 @transaction.atomic
-def _store(candidates: list[_Candidate], outcome: IngestOutcome) -> list[CheckResult]:
+def _store(agent: Agent, candidates: list[_Candidate], outcome: IngestOutcome) -> list[CheckResult]:
     """All accepted items or none. Ids already stored (a resend) and repeats within the batch are
-    duplicates; a concurrent resend racing this one is absorbed by ON CONFLICT DO NOTHING."""
+    duplicates. A resend racing this one (the agent timed out and sent again) waits on the agent's
+    row, so it finds these ids stored and does not count them as accepted too; ON CONFLICT DO
+    NOTHING remains the last guard against ids shared between agents."""
+    list(Agent.objects.filter(pk=agent.pk).select_for_update(no_key=True).values_list("pk", flat=True))
     ids = [candidate.result.id for candidate in candidates]
     stored = set(CheckResult.objects.filter(pk__in=ids).values_list("pk", flat=True))
     fresh: dict[UUID, CheckResult] = {}

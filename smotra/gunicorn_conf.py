@@ -20,7 +20,8 @@ _server = _config.server
 
 bind = [f"[{_server.host}]:{_server.port}" if ":" in _server.host else f"{_server.host}:{_server.port}"]
 workers = _config.effective_workers
-worker_class = "gthread"
+# gthread, but refusing new connections as soon as a graceful stop begins (see the module).
+worker_class = "smotra.gunicorn_worker.DrainingThreadWorker"
 threads = _server.threads
 timeout = max(1, int(_server.read_timeout + _server.write_timeout))
 keepalive = max(1, int(_server.idle_timeout))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 
@@ -104,7 +105,7 @@ class CorsMiddleware:
 
 class BodySizeLimitMiddleware:
     """Refuse API bodies whose declared length exceeds ``results.max_body_bytes`` with a JSON 413,
-    before anything reads them. Bodies without a length are bounded by the JSON parser instead."""
+    before anything reads them. Chunked bodies are read here, at most limit + 1 bytes."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -116,8 +117,24 @@ class BodySizeLimitMiddleware:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 return error_response(400, "bad_request", "Content-Length is not a number.")
+            if not length and self._chunked(request):
+                length = self._read_chunked(request)
             if length > self.limit:
                 return error_response(
                     413, "payload_too_large", f"Request body exceeds the limit of {self.limit} bytes."
                 )
         return self.get_response(request)
+
+    @staticmethod
+    def _chunked(request: HttpRequest) -> bool:
+        # gunicorn de-chunks the body and says so with wsgi.input_terminated; Django only reads
+        # Content-Length bodies, so without this a chunked body would look empty.
+        encoding = request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+        return "chunked" in encoding and bool(request.META.get("wsgi.input_terminated"))
+
+    def _read_chunked(self, request: HttpRequest) -> int:
+        body = request.META["wsgi.input"].read(self.limit + 1)
+        if len(body) <= self.limit:  # hand it on as a body of known length
+            request._stream = io.BytesIO(body)
+            request.META["CONTENT_LENGTH"] = str(len(body))
+        return len(body)

@@ -10,6 +10,8 @@ from healthchecks import metrics as health_metrics
 from healthchecks import views as health
 from smotra.api.views import ApiInfoView
 
+GET_ONLY = ["get", "head"]
+
 handler400 = "smotra.api.errors.handler400"
 handler403 = "smotra.api.errors.handler403"
 handler404 = "smotra.api.errors.handler404"
@@ -22,8 +24,9 @@ urlpatterns = [
     path("metrics", health_metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # GET only: OPTIONS would render DRF's metadata through the HTML template renderer (a 500).
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema", http_method_names=GET_ONLY), name="swagger-ui"),
+    path("api/redoc", SpectacularRedocView.as_view(url_name="schema", http_method_names=GET_ONLY), name="redoc"),
     # No trailing-slash variants: a redirect of a POST loses its body (contract §1).
     path("api/v1", ApiInfoView.as_view(), name="api-info"),
     path("api/v1/", include("smotra.api.urls", namespace="api")),

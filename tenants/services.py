@@ -176,8 +176,10 @@ def membership_create(*, actor: Actor, tenant: Tenant, username: str, role: str)
 
 
 @transaction.atomic
-def membership_update(*, actor: Actor, membership: Membership, role: str) -> Membership:
+def membership_update(*, actor: Actor, membership: Membership, role: str | None = None) -> Membership:
     authorize(actor, membership.tenant_id, Role.ADMIN)
+    if role is None:  # an empty PATCH changes nothing
+        return membership
     previous, membership.role = membership.role, role
     membership.save(update_fields=["role"])
     details = {**_who(membership), "previous_role": previous}

@@ -149,10 +149,7 @@ def agent_claim(*, actor: Actor, agent_id, claim_token: str, section: Section, n
     and its self-endpoint appear in one transaction. A wrong token counts towards the lock."""
     try:
         authorize(actor, section.tenant_id, Role.OPERATOR)
-        return _claim(actor, agent_id, claim_token, section, name)
-    except _WrongToken as wrong:
-        _record_wrong_token(actor, agent_id, section, wrong.attempts)
-        raise Conflict("The claim token does not match.", code="invalid_claim_token") from None
+        outcome = _claim(actor, agent_id, claim_token, section, name)
     except DomainError as exc:
         metrics.CLAIM_ATTEMPTS.labels(exc.code).inc()
         audit_record(
@@ -164,21 +161,28 @@ def agent_claim(*, actor: Actor, agent_id, claim_token: str, section: Section, n
             details={"reason": exc.code},
         )
         raise
+    if isinstance(outcome, _WrongToken):
+        _record_wrong_token(actor, agent_id, section, outcome.attempts)
+        raise Conflict("The claim token does not match.", code="invalid_claim_token")
+    return outcome
 
 
-class _WrongToken(Exception):
+class _WrongToken:
     def __init__(self, attempts: int):
         self.attempts = attempts
 
 
 @transaction.atomic
-def _claim(actor: Actor, agent_id, claim_token: str, section: Section, name: str) -> Agent:
+def _claim(actor: Actor, agent_id, claim_token: str, section: Section, name: str) -> Agent | _WrongToken:
     registration = AgentRegistration.objects.select_for_update().filter(pk=agent_id).first()
     if registration is None:
         raise NotFound("No pending registration for this agent.", code="claim_not_found")
     _check_claimable(registration)
     if not hashes_match(registration.claim_token_hash, claim_token_hash(claim_token)):
-        raise _WrongToken(registration.failed_claim_attempts + 1)
+        # Counted under the row lock and committed with it, so concurrent guesses see each other's
+        # count: counting after the rollback let a burst of guesses all pass the lock check.
+        AgentRegistration.objects.filter(pk=agent_id).update(failed_claim_attempts=F("failed_claim_attempts") + 1)
+        return _WrongToken(registration.failed_claim_attempts + 1)
     agent, key = _create_agent(actor, registration, section, name)
     registration.state = RegistrationState.CLAIMED
     registration.pending_api_key = key
@@ -200,8 +204,7 @@ def _check_claimable(registration: AgentRegistration) -> None:
 
 
 def _record_wrong_token(actor: Actor, agent_id, section: Section, attempts: int) -> None:
-    """Count the failure in its own transaction (the claim's was rolled back)."""
-    AgentRegistration.objects.filter(pk=agent_id).update(failed_claim_attempts=F("failed_claim_attempts") + 1)
+    """Report the failure (already counted by ``_claim``)."""
     metrics.CLAIM_ATTEMPTS.labels("invalid_claim_token").inc()
     audit_record(
         actor=actor,

@@ -21,6 +21,8 @@ ERROR_STATUSES = {
     "503": "Database unavailable, retry later",
 }
 BODY_ERROR_STATUSES = {"413": "Request body too large", "415": "Unsupported media type"}
+# Writes can collide with the current state (a unique name, a non-empty tenant, an already revoked key).
+WRITE_ERROR_STATUSES = {"409": "Conflict with the current state"}
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -54,6 +56,8 @@ class AutoSchema(SpectacularAutoSchema):
         statuses = dict(ERROR_STATUSES)
         if self.method in ("POST", "PUT", "PATCH"):
             statuses.update(BODY_ERROR_STATUSES)
+        if self.method in ("POST", "PUT", "PATCH", "DELETE"):
+            statuses.update(WRITE_ERROR_STATUSES)
         for status, description in statuses.items():
             if status not in responses:
                 responses[status] = self._get_response_for_code(ErrorSerializer, status, direction=direction)
