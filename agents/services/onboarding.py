@@ -151,18 +151,11 @@ def agent_claim(*, actor: Actor, agent_id, claim_token: str, section: Section, n
         authorize(actor, section.tenant_id, Role.OPERATOR)
         outcome = _claim(actor, agent_id, claim_token, section, name)
     except DomainError as exc:
-        metrics.CLAIM_ATTEMPTS.labels(exc.code).inc()
-        audit_record(
-            actor=actor,
-            action="agent.claim_failed",
-            object_type="agent",
-            object_id=agent_id,
-            tenant=section.tenant,
-            details={"reason": exc.code},
-        )
+        _claim_failed(actor, agent_id, section, exc.code)
         raise
     if isinstance(outcome, _WrongToken):
-        _record_wrong_token(actor, agent_id, section, outcome.attempts)
+        locked = outcome.attempts >= MAX_FAILED_CLAIMS
+        _claim_failed(actor, agent_id, section, "invalid_claim_token", failed_attempts=outcome.attempts, locked=locked)
         raise Conflict("The claim token does not match.", code="invalid_claim_token")
     return outcome
 
@@ -203,16 +196,16 @@ def _check_claimable(registration: AgentRegistration) -> None:
         raise Conflict("The registration expired; the agent must register again.", code="claim_expired")
 
 
-def _record_wrong_token(actor: Actor, agent_id, section: Section, attempts: int) -> None:
-    """Report the failure (already counted by ``_claim``)."""
-    metrics.CLAIM_ATTEMPTS.labels("invalid_claim_token").inc()
+def _claim_failed(actor: Actor, agent_id, section: Section, reason: str, **details) -> None:
+    """Count and audit a refused claim (a wrong token was already counted by ``_claim``)."""
+    metrics.CLAIM_ATTEMPTS.labels(reason).inc()
     audit_record(
         actor=actor,
         action="agent.claim_failed",
         object_type="agent",
         object_id=agent_id,
         tenant=section.tenant,
-        details={"reason": "invalid_claim_token", "failed_attempts": attempts, "locked": attempts >= MAX_FAILED_CLAIMS},
+        details={"reason": reason, **details},
     )
 
 
