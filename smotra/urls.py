@@ -12,6 +12,10 @@ from smotra.api.views import ApiInfoView
 
 GET_ONLY = ["get", "head"]
 
+admin.site.site_header = "Smotra administration"
+admin.site.site_title = "Smotra"
+admin.site.index_title = "Monitoring"
+
 handler400 = "smotra.api.errors.handler400"
 handler403 = "smotra.api.errors.handler403"
 handler404 = "smotra.api.errors.handler404"
