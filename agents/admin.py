@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from agents.models import Agent, AgentStatus
+from agents.models import Agent, AgentRegistration, AgentStatus
 from agents.overrides import overrides_validate
 from agents.services.keys import agent_key_rotate, agent_revoke
 from agents.services.management import agent_delete, agent_update
@@ -70,6 +70,7 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "last_result_at",
         "revoked_at",
         "self_endpoint",
+        "key_delivery",
     ]
 
     actions = ["revoke_keys", "rotate_keys"]
@@ -106,6 +107,23 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return self._has_role(request, obj, Role.ADMIN)
+
+    @admin.display(description="Key delivery")
+    def key_delivery(self, agent) -> str:
+        """Where and when the agent collected its key (contract §4: only from its registering address)."""
+        registration = AgentRegistration.objects.filter(pk=agent.pk).only(
+            "source_address", "delivered_at", "delivered_to", "refused_deliveries"
+        )
+        registration = registration.first()
+        if registration is None:
+            return "-"
+        if registration.delivered_at is None:
+            text = f"not delivered yet (registered from {registration.source_address or 'an unknown address'})"
+        else:
+            text = f"delivered {registration.delivered_at:%Y-%m-%d %H:%M:%S} UTC to {registration.delivered_to or '?'}"
+        if registration.refused_deliveries:
+            text += f"; {registration.refused_deliveries} poll(s) from other addresses refused"
+        return text
 
     @admin.display(description="Status")
     def status_column(self, agent) -> str:

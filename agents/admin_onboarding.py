@@ -5,7 +5,6 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -13,8 +12,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from agents.models import Agent, AgentRegistration, RegistrationState
-from agents.services.onboarding import agent_claim
-from smotra.admin import domain_error_to_form, role_allows
+from agents.services.onboarding import agent_claim, registration_discard
+from smotra.admin import DeclaredFiltersOnlyMixin, domain_error_to_form, role_allows
 from smotra.errors import DomainError
 from tenants.models import Role, Section
 from tenants.services import Actor, tenants_with_role
@@ -50,40 +49,55 @@ class ClaimForm(forms.Form):
         ).select_related("tenant")
 
 
-@admin.register(AgentRegistration)
-class AgentRegistrationAdmin(admin.ModelAdmin):
-    """Registrations are not tenant-owned until claimed: operators of any tenant see them, and the
-    claim token (known only to whoever installed the agent) is what proves the right to claim."""
+class ClaimByIdForm(forms.Form):
+    agent_id = forms.UUIDField(label="Agent id", help_text="Printed in the agent's log, and part of its claim URL.")
 
-    list_display = [
-        "agent_id",
-        "hostname",
-        "addresses",
-        "agent_version",
-        "state",
-        "registered_at",
-        "expires_at",
-        "poll_count",
-        "last_polled_at",
-        "claim_link",
-    ]
+
+REGISTRATION_FIELDS = [
+    "agent_id",
+    "hostname",
+    "agent_version",
+    "ip_addresses",
+    "source_address",
+    "state",
+    "registered_at",
+    "expires_at",
+    "poll_count",
+    "last_polled_at",
+    "failed_claim_attempts",
+    "claimed_at",
+    "claimed_by",
+    "delivered_at",
+    "delivered_to",
+    "refused_deliveries",
+    "last_refused_at",
+]
+
+
+@admin.register(AgentRegistration)
+class AgentRegistrationAdmin(DeclaredFiltersOnlyMixin, admin.ModelAdmin):
+    """A pending registration is a capability held by whoever installed the agent (contract §3):
+    its id is in the agent's log and claim URL. So tenant members cannot list or search pending
+    registrations; they reach one through its claim page (the claim URL, or the id typed into
+    "Claim an agent"). Superusers see all. Once claimed, a registration describes an agent of one
+    tenant and only that tenant sees it. The claim token hash and the undelivered key are never
+    shown, and nothing but the declared filters may be filtered on."""
+
+    list_display = ["agent_id", "hostname", "state", "registered_at", "expires_at", "claim_link"]
     list_filter = [ActiveFilter, "state"]
     search_fields = ["agent_id", "hostname"]
     ordering = ["-registered_at"]
-    readonly_fields = [field.name for field in AgentRegistration._meta.fields if field.name != "pending_api_key"]
-    exclude = ["pending_api_key", "claim_token_hash"]
+    fields = REGISTRATION_FIELDS
+    readonly_fields = REGISTRATION_FIELDS
+    change_list_template = "admin/agents/agentregistration/change_list.html"
+    actions = ["discard_selected"]
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request).defer("pending_api_key")
+        queryset = super().get_queryset(request).defer("pending_api_key", "claim_token_hash")
         if request.user.is_superuser:
             return queryset
-        # Once claimed, a registration describes an agent of one tenant: only that tenant sees it.
         claimed_here = Agent.objects.visible_to(request.user).values("pk")
-        return queryset.filter(Q(state=RegistrationState.PENDING) | Q(agent_id__in=claimed_here))
-
-    @admin.display(description="IP addresses")
-    def addresses(self, registration) -> str:
-        return ", ".join(entry.get("ip", "") for entry in registration.ip_addresses or [])
+        return queryset.exclude(state=RegistrationState.PENDING).filter(agent_id__in=claimed_here)
 
     @admin.display(description="")
     def claim_link(self, registration):
@@ -105,24 +119,62 @@ class AgentRegistrationAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False  # discarding goes through the service (the action below, the claim page)
+
+    def has_discard_permission(self, request):
         return request.user.is_superuser
 
+    @admin.action(description="Discard the selected pending registrations", permissions=["discard"])
+    def discard_selected(self, request, queryset):
+        for registration in queryset:
+            try:
+                registration_discard(actor=Actor.from_request(request), agent_id=registration.pk)
+            except DomainError as exc:
+                self.message_user(request, f"{registration.hostname}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{registration.hostname}: registration discarded.", messages.SUCCESS)
+
     def get_urls(self):
-        claim = path(
-            "<uuid:agent_id>/claim/",
-            self.admin_site.admin_view(self.claim_view),
-            name="agents_agentregistration_claim",
-        )
-        return [claim, *super().get_urls()]
+        wrap = self.admin_site.admin_view
+        return [
+            path("<uuid:agent_id>/claim/", wrap(self.claim_view), name="agents_agentregistration_claim"),
+            path("claim/", wrap(self.claim_by_id_view), name="agents_agentregistration_claim_by_id"),
+            *super().get_urls(),
+        ]
+
+    def claim_by_id_view(self, request):
+        """ "Claim an agent": the id the operator was given leads to its claim page."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = ClaimByIdForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            return redirect("admin:agents_agentregistration_claim", form.cleaned_data["agent_id"])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": "Claim an agent",
+        }
+        return TemplateResponse(request, "admin/agents/agentregistration/claim_by_id.html", context)
+
+    def _claimable(self, request, agent_id) -> AgentRegistration | None:
+        """The registration behind a claim page: any pending one (knowing its id is the point),
+        a claimed one only for its own tenant; the same answer for all else, revealing nothing."""
+        registration = AgentRegistration.objects.defer("pending_api_key").filter(pk=agent_id).first()
+        if registration is None or registration.state == RegistrationState.PENDING:
+            return registration
+        return self.get_queryset(request).filter(pk=agent_id).first()
 
     def claim_view(self, request, agent_id):
         if not self.has_view_permission(request):
             raise PermissionDenied  # viewers may not claim
-        registration = self.get_queryset(request).filter(pk=agent_id).first()
+        registration = self._claimable(request, agent_id)
         if registration is None:
             messages.error(request, "No registration for this agent (it may have been purged); it must register again.")
-            return redirect("admin:agents_agentregistration_changelist")
+            return redirect("admin:agents_agentregistration_claim_by_id")
         form = ClaimForm(request.POST or None, user=request.user)
+        if request.method == "POST" and "_discard" in request.POST:
+            return self._discard_from_claim_page(request, registration, form)
         if request.method == "POST" and form.is_valid():
             try:
                 agent = agent_claim(actor=Actor.from_request(request), agent_id=agent_id, **form.cleaned_data)
@@ -133,6 +185,22 @@ class AgentRegistrationAdmin(admin.ModelAdmin):
                     request, f"Agent {agent.name} claimed. Its API key will be delivered on its next poll."
                 )
                 return redirect("admin:agents_agent_change", agent.pk)
+        return self._claim_page(request, registration, form)
+
+    def _discard_from_claim_page(self, request, registration, form):
+        try:
+            registration_discard(
+                actor=Actor.from_request(request),
+                agent_id=registration.pk,
+                claim_token=request.POST.get("claim_token", ""),
+            )
+        except DomainError as exc:
+            domain_error_to_form(form, exc)
+            return self._claim_page(request, registration, form)
+        messages.success(request, f"The registration of {registration.hostname} was discarded.")
+        return redirect("admin:agents_agentregistration_claim_by_id")
+
+    def _claim_page(self, request, registration, form):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,

@@ -10,8 +10,12 @@ from django.utils import timezone
 
 from smotra.models import TenantScopedQuerySet, TimestampedModel
 
-# Wrong claim tokens that lock a pending registration until the agent registers again (contract §5).
-MAX_FAILED_CLAIMS = 5
+# Wrong claim tokens that lock one claimer (a user, a source address) out of a pending registration,
+# and failures across all claimers that lock the registration itself, until the agent registers
+# again (contract §5). Per claimer, so one tenant cannot lock another out; the registration-wide
+# bound still stops guessing by many accounts.
+MAX_FAILED_CLAIMS_PER_CLAIMER = 5
+MAX_FAILED_CLAIMS = 25
 
 
 class AgentStatus(models.TextChoices):
@@ -34,10 +38,11 @@ class AgentRegistration(models.Model):
     failed-claim counter behind the lock, and the plaintext API key for exactly one delivery."""
 
     agent_id = models.UUIDField(primary_key=True)
-    claim_token_hash = models.CharField(max_length=64)
+    claim_token_hash = models.CharField(max_length=64)  # never shown nor filterable anywhere
     hostname = models.CharField(max_length=255)
     agent_version = models.CharField(max_length=100)
     ip_addresses = models.JSONField(default=list, blank=True)
+    # Where the agent registered from: only that address may change the token or receive the key.
     source_address = models.GenericIPAddressField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=RegistrationState.choices, default=RegistrationState.PENDING)
     registered_at = models.DateTimeField()
@@ -52,6 +57,10 @@ class AgentRegistration(models.Model):
     # The key in clear, between the claim and its single delivery; cleared in the delivering UPDATE.
     pending_api_key = models.CharField(max_length=128, null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    delivered_to = models.GenericIPAddressField(null=True, blank=True)
+    # Polls of the claimed key from other addresses (refused; audited at most once a minute).
+    refused_deliveries = models.PositiveIntegerField(default=0)
+    last_refused_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-registered_at"]
@@ -78,7 +87,29 @@ class AgentRegistration(models.Model):
 
     @property
     def is_locked(self) -> bool:
+        """Locked for every claimer (too many failures in all); per-claimer locks are ClaimFailures."""
         return self.failed_claim_attempts >= MAX_FAILED_CLAIMS
+
+
+class ClaimFailure(models.Model):
+    """Wrong claim tokens of one claimer (``user:<id>``, ``address:<ip>`` or ``cli``) for one registration."""
+
+    registration = models.ForeignKey(AgentRegistration, on_delete=models.CASCADE, related_name="claim_failures")
+    claimer = models.CharField(max_length=100)
+    count = models.PositiveIntegerField(default=0)
+    last_failed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["registration", "claimer"],
+                name="claim_failure_per_claimer",
+                violation_error_message="This claimer's failures are already counted.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.claimer}: {self.count} wrong token(s) for {self.registration_id}"
 
 
 class AgentQuerySet(TenantScopedQuerySet):

@@ -122,6 +122,12 @@ class AgentConfig:
     offline_after: float = 15 * 60.0
     registration_rate_limit: int = 60  # registrations per source address per minute
     last_seen_resolution: float = 5.0
+    # Deliver a claimed agent's key only to a poll from the address that registered it.
+    bind_to_source_address: bool = True
+    # Registration, claim, heartbeat and report bodies: far smaller than a result batch.
+    max_body_bytes: int = 64 * 1024
+    # Unknown endpoint ids remembered per agent; beyond this they are only counted in a metric.
+    max_unknown_endpoints: int = 1000
 
 
 @dataclass(frozen=True)
@@ -247,6 +253,18 @@ def parse_int(source: str, key: str, value: Any, *, minimum: int = 0, maximum: i
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise ConfigError(source, key, f"must be {bound}, got {number}")
     return number
+
+
+def parse_bool(source: str, key: str, value: Any) -> bool:
+    """true/false (YAML or JSON booleans, or the strings true/false/1/0/yes/no from the environment)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(source, key, f"expected true or false, got {value!r}")
 
 
 def parse_choice(source: str, key: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -390,6 +408,9 @@ def _agent(source: str, doc: dict[str, Any]) -> AgentConfig:
             "offline_after": parse_duration,
             "registration_rate_limit": _positive,
             "last_seen_resolution": parse_duration,
+            "bind_to_source_address": parse_bool,
+            "max_body_bytes": _positive,
+            "max_unknown_endpoints": _positive,
         },
     )
 
@@ -456,6 +477,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "SMOTRA_SERVER_URL": ("agent", "server_url"),
     "SMOTRA_OFFLINE_AFTER": ("agent", "offline_after"),
     "SMOTRA_REGISTRATION_RATE_LIMIT": ("agent", "registration_rate_limit"),
+    "SMOTRA_BIND_TO_SOURCE_ADDRESS": ("agent", "bind_to_source_address"),
     "SMOTRA_MAX_BATCH_ITEMS": ("results", "max_batch_items"),
     "SMOTRA_RESULTS_RETENTION": ("results", "retention"),
     "SMOTRA_CORS_ORIGIN": ("cors", "origin"),

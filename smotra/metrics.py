@@ -13,6 +13,9 @@ disable_created_metrics()
 REGISTRATIONS = Counter("smotra_agent_registrations_total", "Agent self-registrations by outcome.", ["outcome"])
 CLAIM_ATTEMPTS = Counter("smotra_agent_claim_attempts_total", "Claim attempts by outcome.", ["outcome"])
 KEY_DELIVERIES = Counter("smotra_agent_key_deliveries_total", "API keys delivered to agents (once each).")
+KEY_DELIVERY_REFUSALS = Counter(
+    "smotra_agent_key_delivery_refusals_total", "Polls of a claimed agent from another address than it registered from."
+)
 AUTH_FAILURES = Counter("smotra_agent_auth_failures_total", "Refused agent authentications by reason.", ["reason"])
 HEARTBEATS = Counter("smotra_agent_heartbeats_total", "Heartbeats stored.", ["shape"])
 REPORTS = Counter("smotra_agent_reports_total", "Status reports stored.")

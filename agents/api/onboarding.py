@@ -36,7 +36,13 @@ class AgentRegistrationSerializer(serializers.Serializer):
     claimTokenHash = serializers.RegexField(
         r"^[0-9a-fA-F]{64}$", error_messages={"invalid": "Must be exactly 64 hex characters (SHA-256)."}
     )
-    hostname = serializers.CharField(max_length=255)
+    # A host name as the agent's OS reports it. It names the agent and may become its self-endpoint's
+    # address, so markup, spaces and slashes are refused here rather than stored.
+    hostname = serializers.RegexField(
+        r"^[A-Za-z0-9._-]{1,255}$",
+        max_length=255,
+        error_messages={"invalid": "Must be a host name: letters, digits, '.', '-' and '_' only."},
+    )
     agentVersion = serializers.CharField(max_length=100)
     ipAddresses = IpAddressSerializer(many=True, required=False, allow_null=True, max_length=64)
 

@@ -6,19 +6,28 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from agents.keys import api_key_display_prefix, api_key_generate, api_key_hash, claim_token_hash, hashes_match
-from agents.models import MAX_FAILED_CLAIMS, Agent, AgentRegistration, RegistrationState
+from agents.models import (
+    MAX_FAILED_CLAIMS,
+    MAX_FAILED_CLAIMS_PER_CLAIMER,
+    Agent,
+    AgentRegistration,
+    ClaimFailure,
+    RegistrationState,
+)
 from agents.services.versions import config_versions_bump
 from endpoints.models import Endpoint
+from endpoints.validators import validate_address
 from smotra import metrics
-from smotra.errors import Conflict, DomainError, NotFound, RateLimited
+from smotra.errors import Conflict, DomainError, Forbidden, NotFound, RateLimited
 from smotra.ratelimit import ratelimit_hit
-from tenants.models import Role, Section
-from tenants.services import Actor, audit_record, authorize
+from tenants.models import AuditEvent, Role, Section
+from tenants.services import Actor, audit_record, authorize, tenants_with_role
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,10 @@ class ClaimStatus:
 # ---------------------------------------------------------------------------------------------
 # Registration
 
+# Audit actions about a pending registration. They belong to no tenant until the agent is claimed;
+# the claim hands them to the claiming tenant (superusers see them throughout).
+PRE_CLAIM_AUDIT_ACTIONS = ("agent.claim_failed", "agent.registration_conflict")
+
 
 def registration_register(
     *,
@@ -44,8 +57,12 @@ def registration_register(
     ip_addresses: list[dict],
     source_address: str | None,
 ) -> tuple[AgentRegistration, bool]:
-    """Register (201) or re-register (200) an unclaimed agent. Re-registering replaces the token
-    hash and details and restarts the expiry, the poll counter and the failed-claim lock."""
+    """Register (201) or re-register (200) an unclaimed agent (contract §3).
+
+    Only the address that registered may re-register with another token (a restarted agent): that
+    replaces the details and restarts the expiry, the poll counter and the claim locks. The same
+    token from elsewhere changes nothing; another token from elsewhere is a 409, or anyone who
+    learnt the id could swap in a token of their own and claim the agent."""
     _registration_rate_limit(source_address)
     now = timezone.now()
     fields = {
@@ -61,26 +78,47 @@ def registration_register(
         "failed_claim_attempts": 0,
     }
     try:
-        registration, created = _register_row(agent_id, fields)
+        registration, outcome = _register_row(agent_id, fields)
     except IntegrityError:  # a concurrent first registration of the same id won the insert
-        registration, created = _register_row(agent_id, fields)
-    metrics.REGISTRATIONS.labels("created" if created else "renewed").inc()
-    return registration, created
+        registration, outcome = _register_row(agent_id, fields)
+    metrics.REGISTRATIONS.labels(outcome).inc()
+    if outcome == "conflict":
+        _registration_conflict(agent_id, source_address)
+    return registration, outcome == "created"
 
 
 @transaction.atomic
-def _register_row(agent_id, fields: dict) -> tuple[AgentRegistration, bool]:
+def _register_row(agent_id, fields: dict) -> tuple[AgentRegistration | None, str]:
     if Agent.objects.filter(pk=agent_id).exists():
         raise _already_claimed()
     registration = AgentRegistration.objects.select_for_update().filter(pk=agent_id).first()
     if registration is None:
-        return AgentRegistration.objects.create(agent_id=agent_id, **fields), True
+        return AgentRegistration.objects.create(agent_id=agent_id, **fields), "created"
     if registration.state != RegistrationState.PENDING:
         raise _already_claimed()
+    if registration.source_address != fields["source_address"]:
+        same_token = hashes_match(registration.claim_token_hash, fields["claim_token_hash"])
+        return (registration, "unchanged") if same_token else (None, "conflict")
     for name, value in fields.items():
         setattr(registration, name, value)
     registration.save()
-    return registration, False
+    registration.claim_failures.all().delete()  # the agent itself is back: its locks are lifted
+    return registration, "renewed"
+
+
+def _registration_conflict(agent_id, source_address: str | None) -> None:
+    audit_record(
+        actor=Actor.system("anonymous", source_address=source_address),
+        action="agent.registration_conflict",
+        object_type="agent",
+        object_id=agent_id,
+        details={"reason": "another claim token from another address"},
+    )
+    raise Conflict(
+        "This agent id is registered from another address with another claim token; only that address "
+        "may replace the token. An administrator can discard the registration.",
+        code="registration_conflict",
+    )
 
 
 def _already_claimed() -> Conflict:
@@ -112,15 +150,49 @@ def poll_interval(polls_so_far: int) -> int:
 def registration_poll(*, agent_id, source_address: str | None = None) -> ClaimStatus:
     """Answer a claim-status poll. A claimed agent's key is handed out by the first poll only:
     the UPDATE that clears it is conditional on it still being there, so of concurrent polls
-    exactly one changes a row and delivers; the others answer pending."""
+    exactly one changes a row and delivers; the others answer pending. With
+    ``agent.bind_to_source_address`` only a poll from the registering address can be that one:
+    anyone else who knows the id is answered pending (the agent tolerates that) and audited."""
     registration = AgentRegistration.objects.filter(pk=agent_id).first()
     if registration is None:
         raise NotFound("No registration for this agent.")
-    if registration.pending_api_key and _deliver(registration, source_address):
-        return ClaimStatus(status="claimed", api_key=registration.pending_api_key)
+    if registration.pending_api_key:
+        if not _may_receive_key(registration, source_address):
+            _refuse_delivery(registration, source_address)
+        elif _deliver(registration, source_address):
+            return ClaimStatus(status="claimed", api_key=registration.pending_api_key)
     AgentRegistration.objects.filter(pk=agent_id).update(poll_count=F("poll_count") + 1, last_polled_at=timezone.now())
     return ClaimStatus(
         status="pending_claim", expires_at=registration.expires_at, poll_in=poll_interval(registration.poll_count)
+    )
+
+
+def _may_receive_key(registration: AgentRegistration, source_address: str | None) -> bool:
+    return not settings.SMOTRA.agent.bind_to_source_address or registration.source_address == source_address
+
+
+REFUSAL_AUDIT_INTERVAL = timedelta(minutes=1)
+
+
+def _refuse_delivery(registration: AgentRegistration, source_address: str | None) -> None:
+    """Count a poll for the key from a foreign address; audit it at most once a minute, so a
+    stranger polling every 50 ms cannot flood the audit log."""
+    now = timezone.now()
+    metrics.KEY_DELIVERY_REFUSALS.inc()
+    quiet = Q(last_refused_at__isnull=True) | Q(last_refused_at__lte=now - REFUSAL_AUDIT_INTERVAL)
+    counted = AgentRegistration.objects.filter(pk=registration.pk)
+    first_in_a_while = counted.filter(quiet).update(refused_deliveries=F("refused_deliveries") + 1, last_refused_at=now)
+    if not first_in_a_while:
+        counted.update(refused_deliveries=F("refused_deliveries") + 1)
+        return
+    agent = Agent.objects.select_related("section").filter(pk=registration.pk).first()
+    audit_record(
+        actor=Actor.system("anonymous", source_address=source_address),
+        action="agent.key_delivery_refused",
+        object_type="agent",
+        object_id=registration.pk,
+        tenant=agent.section.tenant if agent else None,
+        details={"registered_from": registration.source_address, "refused_so_far": registration.refused_deliveries + 1},
     )
 
 
@@ -128,7 +200,13 @@ def _deliver(registration: AgentRegistration, source_address: str | None) -> boo
     now = timezone.now()
     delivered = AgentRegistration.objects.filter(
         pk=registration.pk, pending_api_key=registration.pending_api_key
-    ).update(pending_api_key=None, state=RegistrationState.DELIVERED, delivered_at=now, last_polled_at=now)
+    ).update(
+        pending_api_key=None,
+        state=RegistrationState.DELIVERED,
+        delivered_at=now,
+        delivered_to=source_address,
+        last_polled_at=now,
+    )
     if delivered:
         metrics.KEY_DELIVERIES.inc()
         audit_record(
@@ -146,80 +224,176 @@ def _deliver(registration: AgentRegistration, source_address: str | None) -> boo
 
 def agent_claim(*, actor: Actor, agent_id, claim_token: str, section: Section, name: str = "") -> Agent:
     """Claim a pending registration into ``section``: the agent, its key (held for one delivery)
-    and its self-endpoint appear in one transaction. A wrong token counts towards the lock."""
+    and its self-endpoint appear in one transaction. A wrong token counts towards the locks."""
     try:
         authorize(actor, section.tenant_id, Role.OPERATOR)
         outcome = _claim(actor, agent_id, claim_token, section, name)
     except DomainError as exc:
-        _claim_failed(actor, agent_id, section, exc.code)
+        _claim_failed(actor, agent_id, exc.code)
         raise
     if isinstance(outcome, _WrongToken):
-        locked = outcome.attempts >= MAX_FAILED_CLAIMS
-        _claim_failed(actor, agent_id, section, "invalid_claim_token", failed_attempts=outcome.attempts, locked=locked)
-        raise Conflict("The claim token does not match.", code="invalid_claim_token")
+        _wrong_token(actor, agent_id, outcome)
     return outcome
 
 
+def registration_discard(*, actor: Actor, agent_id, claim_token: str | None = None) -> None:
+    """Forget a pending registration (its agent's next poll is a 404 and it registers anew).
+
+    A pending registration belongs to whoever installed the agent: others prove it with the claim
+    token, as for a claim (and are counted the same way). Superusers and the command line may
+    discard without it, e.g. a registration squatted from another address."""
+    privileged = actor.trusted or (actor.user is not None and actor.user.is_superuser)
+    if not privileged and not (actor.user is not None and tenants_with_role(actor.user, Role.OPERATOR).exists()):
+        raise Forbidden("Only operators may discard pending registrations.")
+    try:
+        outcome = _discard(actor, agent_id, None if privileged else claim_token or "")
+    except DomainError as exc:
+        _claim_failed(actor, agent_id, exc.code)
+        raise
+    if isinstance(outcome, _WrongToken):
+        _wrong_token(actor, agent_id, outcome)
+
+
 class _WrongToken:
-    def __init__(self, attempts: int):
-        self.attempts = attempts
+    def __init__(self, attempts: int, locked: bool):
+        self.attempts, self.locked = attempts, locked
 
 
 @transaction.atomic
 def _claim(actor: Actor, agent_id, claim_token: str, section: Section, name: str) -> Agent | _WrongToken:
-    registration = AgentRegistration.objects.select_for_update().filter(pk=agent_id).first()
-    if registration is None:
-        raise NotFound("No pending registration for this agent.", code="claim_not_found")
-    _check_claimable(registration)
-    if not hashes_match(registration.claim_token_hash, claim_token_hash(claim_token)):
-        # Counted under the row lock and committed with it, so concurrent guesses see each other's
-        # count: counting after the rollback let a burst of guesses all pass the lock check.
-        AgentRegistration.objects.filter(pk=agent_id).update(failed_claim_attempts=F("failed_claim_attempts") + 1)
-        return _WrongToken(registration.failed_claim_attempts + 1)
+    registration = _pending_for_update(agent_id)
+    wrong = _verify_token(actor, registration, claim_token)
+    if wrong:
+        return wrong
     agent, key = _create_agent(actor, registration, section, name)
     registration.state = RegistrationState.CLAIMED
     registration.pending_api_key = key
     registration.claimed_at = agent.claimed_at
     registration.claimed_by = actor.user
     registration.save()
+    registration.claim_failures.all().delete()
+    # What happened to this registration before anyone owned it is the new owner's to see.
+    AuditEvent.objects.filter(
+        object_type="agent", object_id=str(agent.pk), tenant__isnull=True, action__in=PRE_CLAIM_AUDIT_ACTIONS
+    ).update(tenant=section.tenant)
     metrics.CLAIM_ATTEMPTS.labels("claimed").inc()
     audit_record(actor=actor, action="agent.claim", obj=agent, tenant=section.tenant, details={"section": section.name})
     return agent
 
 
-def _check_claimable(registration: AgentRegistration) -> None:
+@transaction.atomic
+def _discard(actor: Actor, agent_id, claim_token: str | None) -> _WrongToken | None:
+    registration = _pending_for_update(agent_id)
+    if claim_token is not None:
+        wrong = _verify_token(actor, registration, claim_token)
+        if wrong:
+            return wrong
+    elif registration.state != RegistrationState.PENDING:
+        raise Conflict("This agent is already claimed.", code="already_claimed")
+    audit_record(
+        actor=actor,
+        action="agent.registration_discarded",
+        object_type="agent",
+        object_id=registration.pk,
+        details={"hostname": registration.hostname, "registered_from": registration.source_address},
+    )
+    registration.delete()
+    return None
+
+
+def _pending_for_update(agent_id) -> AgentRegistration:
+    registration = AgentRegistration.objects.select_for_update().filter(pk=agent_id).first()
+    if registration is None:
+        raise NotFound("No pending registration for this agent.", code="claim_not_found")
+    return registration
+
+
+def _claimers(actor: Actor) -> list[str]:
+    """Who is guessing, for the per-claimer locks: the person and the address they act from."""
+    keys = [f"user:{actor.user.pk}"] if actor.user is not None else [actor.label]
+    if actor.source_address:
+        keys.append(f"address:{actor.source_address}")
+    return keys
+
+
+def _verify_token(actor: Actor, registration: AgentRegistration, claim_token: str) -> _WrongToken | None:
+    """None when the token matches a claimable registration; a wrong token is counted per claimer
+    and in all, under the registration's row lock and committed with it, so concurrent guesses see
+    each other's counts (counting after a rollback let a burst of guesses all pass the lock)."""
+    claimers = _claimers(actor)
+    _check_claimable(registration, claimers)
+    if hashes_match(registration.claim_token_hash, claim_token_hash(claim_token)):
+        return None
+    now = timezone.now()
+    total = registration.failed_claim_attempts + 1
+    AgentRegistration.objects.filter(pk=registration.pk).update(failed_claim_attempts=F("failed_claim_attempts") + 1)
+    worst = 0
+    for claimer in claimers:
+        failure, _ = ClaimFailure.objects.get_or_create(
+            registration=registration, claimer=claimer, defaults={"last_failed_at": now}
+        )
+        ClaimFailure.objects.filter(pk=failure.pk).update(count=F("count") + 1, last_failed_at=now)
+        worst = max(worst, failure.count + 1)
+    return _WrongToken(worst, locked=worst >= MAX_FAILED_CLAIMS_PER_CLAIMER or total >= MAX_FAILED_CLAIMS)
+
+
+def _check_claimable(registration: AgentRegistration, claimers: list[str]) -> None:
     if registration.state != RegistrationState.PENDING or Agent.objects.filter(pk=registration.pk).exists():
         raise Conflict("This agent is already claimed.", code="already_claimed")
-    if registration.is_locked:
-        raise Conflict("Too many wrong claim tokens; the agent must register again to unlock.", code="claim_locked")
+    locked_out = registration.claim_failures.filter(
+        claimer__in=claimers, count__gte=MAX_FAILED_CLAIMS_PER_CLAIMER
+    ).exists()
+    if registration.is_locked or locked_out:
+        raise Conflict(
+            "Too many wrong claim tokens; the agent must register again from its own address to unlock.",
+            code="claim_locked",
+        )
     if registration.is_expired:
         raise Conflict("The registration expired; the agent must register again.", code="claim_expired")
 
 
-def _claim_failed(actor: Actor, agent_id, section: Section, reason: str, **details) -> None:
-    """Count and audit a refused claim (a wrong token was already counted by ``_claim``)."""
+def _wrong_token(actor: Actor, agent_id, wrong: _WrongToken):
+    _claim_failed(actor, agent_id, "invalid_claim_token", failed_attempts=wrong.attempts, locked=wrong.locked)
+    raise Conflict("The claim token does not match.", code="invalid_claim_token")
+
+
+def _claim_failed(actor: Actor, agent_id, reason: str, **details) -> None:
+    """Count and audit a refused claim. Until the agent is claimed the event belongs to no tenant
+    (superusers see it; the claim hands it to the new owner): recording it under the claimer's
+    tenant would show a stranger's guesses to the stranger only."""
     metrics.CLAIM_ATTEMPTS.labels(reason).inc()
+    owner = Agent.objects.select_related("section__tenant").filter(pk=agent_id).first()
     audit_record(
         actor=actor,
         action="agent.claim_failed",
         object_type="agent",
         object_id=agent_id,
-        tenant=section.tenant,
+        tenant=owner.section.tenant if owner else None,
         details={"reason": reason, **details},
     )
 
 
-def _self_endpoint_address(registration: AgentRegistration) -> str:
+def _self_endpoint_address(registration: AgentRegistration) -> str | None:
+    """The recommended IP, else the first, else the hostname when it is a valid address (the same
+    rule as the endpoints API); None when nothing is."""
     addresses = [entry for entry in registration.ip_addresses or [] if entry.get("ip")]
     recommended = next((entry["ip"] for entry in addresses if entry.get("recommended")), None)
-    return recommended or (addresses[0]["ip"] if addresses else registration.hostname)
+    candidate = recommended or (addresses[0]["ip"] if addresses else registration.hostname)
+    try:
+        validate_address(candidate)
+    except ValidationError:
+        return None
+    return candidate
 
 
 def _create_agent(actor: Actor, registration: AgentRegistration, section: Section, name: str) -> tuple[Agent, str]:
-    endpoint = Endpoint.objects.create(
-        section=section, address=_self_endpoint_address(registration), description=f"agent {registration.hostname}"
-    )
-    config_versions_bump(section_ids=[section.pk])  # other agents of the section gain an endpoint
+    address = _self_endpoint_address(registration)
+    endpoint = None
+    if address is not None:
+        endpoint = Endpoint.objects.create(
+            section=section, address=address, description=f"agent {registration.hostname}"
+        )
+        config_versions_bump(section_ids=[section.pk])  # other agents of the section gain an endpoint
     key = api_key_generate()
     try:
         agent = Agent.objects.create(

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from agents.keys import api_key_hash
-from agents.models import Agent, AgentRegistration, RegistrationState
+from agents.models import MAX_FAILED_CLAIMS, Agent, AgentRegistration, RegistrationState
 from agents.services.onboarding import agent_claim, registration_register
 from tenants.models import AuditEvent
 from tenants.services import Actor
@@ -33,7 +33,7 @@ def register(hostname: str = "probe-1", token: str = TOKEN, ip_addresses=None) -
         hostname=hostname,
         agent_version="0.4.2",
         ip_addresses=ip_addresses or [{"ip": "192.0.2.10", "iface": "eth0", "family": "ipv4", "recommended": True}],
-        source_address="192.0.2.10",
+        source_address="127.0.0.1",  # where the test client polls from: the agent's own host
     )
     return agent_id
 
@@ -115,7 +115,7 @@ def pending_world(section_a, oscar):
         stale = register(hostname="stale-host")
     with time_machine.travel(NOW, tick=False):
         locked = register(hostname="locked-host")
-        AgentRegistration.objects.filter(pk=locked).update(failed_claim_attempts=5)
+        AgentRegistration.objects.filter(pk=locked).update(failed_claim_attempts=MAX_FAILED_CLAIMS)
         fresh = register(hostname="fresh-host", ip_addresses=[{"ip": "2001:db8::1", "iface": "e", "family": "ipv6"}])
         claimed = register(hostname="claimed-host")
         agent_claim(actor=Actor(user=oscar, label="user:oscar"), agent_id=claimed, claim_token=TOKEN, section=section_a)
