@@ -6,6 +6,7 @@ Every knob has a safe development default; production differs only by configurat
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -33,6 +34,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_prometheus",
+    "axes",
     "smotra",
     "tenants",
     "endpoints",
@@ -56,6 +58,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as axes asks: it turns the admin's locked-out login into its 429 page (and the metrics
+    # and access log above see that 429). API views answer their own JSON 429 (tenants.api.views).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "smotra.urls"
@@ -178,6 +183,25 @@ if SMOTRA.server.trusted_proxies:
     USE_X_FORWARDED_HOST = True
 
 LOGIN_URL = "admin:login"
+
+# ---------------------------------------------------------------------------------------------
+# Login throttling (django-axes) for POST /auth/token and the admin login: 5 failures within 15
+# minutes lock that username (from any address) and, separately, that client address (for any
+# username); while locked, even the right password is refused, and each refused try restarts the
+# 15 minutes. Attempts live in the database (AccessAttempt), so every gunicorn worker shares them.
+
+# AxesStandaloneBackend comes first: it refuses a locked-out attempt before a password is hashed.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # two separate counters, not the pair
+AXES_CLIENT_IP_CALLABLE = "smotra.http.client_address"  # honours server.trusted_proxies
+# A success must not clear the counters: it would also clear its address's counter, so a sprayer
+# holding one valid account could reset the per-address limit at will.
+AXES_RESET_ON_SUCCESS = False
+# Axes would also keep a row per successful admin login, never pruned; the access log has them.
+AXES_DISABLE_ACCESS_LOG = True
 
 # ---------------------------------------------------------------------------------------------
 # API

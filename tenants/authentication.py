@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from rest_framework import authentication, exceptions
 
-from tenants.tokens import InvalidToken, token_subject
+from tenants.tokens import InvalidToken, token_decode, token_user
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
-    """None when no bearer header is present (other schemes may apply); 401 when it is wrong."""
+    """None when no bearer header is present (other schemes may apply); 401 when it is wrong,
+    expired, revoked, or older than the user's last password change. ``request.auth`` is the
+    token's :class:`~tenants.tokens.TokenClaims` (logout needs its id and expiry)."""
 
     keyword = "Bearer"
 
@@ -20,13 +21,13 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Invalid authentication")
         try:
-            user_id = token_subject(header[1].decode("ascii"))
+            claims = token_decode(header[1].decode("ascii"))
         except (InvalidToken, UnicodeDecodeError):
             raise exceptions.AuthenticationFailed("Invalid authentication") from None
-        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        user = token_user(claims)
         if user is None:
             raise exceptions.AuthenticationFailed("Invalid authentication")
-        return user, None
+        return user, claims
 
     def authenticate_header(self, request):
         return self.keyword

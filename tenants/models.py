@@ -128,3 +128,14 @@ class AuditEvent(UUIDv7Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.object_type}"
+
+
+class RevokedToken(models.Model):
+    """A bearer token ended before its expiry (logout), by its ``jti`` claim. Kept until the token
+    would have expired anyway, then pruned (``tenants.tokens.revoked_tokens_prune``)."""
+
+    jti = models.CharField(max_length=64, primary_key=True)  # the primary key: one indexed look-up
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.jti} (until {self.expires_at:%Y-%m-%d %H:%M:%S})"

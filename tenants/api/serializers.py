@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from smotra.api import strict
 from smotra.api.fields import VisiblePrimaryKeyRelatedField
 from tenants.models import Membership, Role, Section, Tenant
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    username = strict.CharField(max_length=150)
+    password = strict.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 
 
 class TokenSerializer(serializers.Serializer):
@@ -19,7 +20,7 @@ class TokenSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
-class TenantSerializer(serializers.ModelSerializer):
+class TenantSerializer(strict.ModelSerializer):
     class Meta:
         model = Tenant
         fields = ["id", "name", "description", "created_at", "updated_at"]
@@ -36,7 +37,7 @@ class SectionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SectionCreateSerializer(serializers.ModelSerializer):
+class SectionCreateSerializer(strict.ModelSerializer):
     tenant_id = VisiblePrimaryKeyRelatedField(queryset=Tenant.objects.all(), source="tenant")
 
     class Meta:
@@ -45,7 +46,7 @@ class SectionCreateSerializer(serializers.ModelSerializer):
         validators: list = []
 
 
-class SectionUpdateSerializer(serializers.ModelSerializer):
+class SectionUpdateSerializer(strict.ModelSerializer):
     class Meta:
         model = Section
         fields = ["name", "description"]
@@ -64,9 +65,9 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 class MembershipCreateSerializer(serializers.Serializer):
     tenant_id = VisiblePrimaryKeyRelatedField(queryset=Tenant.objects.all(), source="tenant")
-    username = serializers.CharField(max_length=150)
-    role = serializers.ChoiceField(choices=Role.choices)
+    username = strict.CharField(max_length=150)
+    role = strict.ChoiceField(choices=Role.choices)
 
 
 class MembershipUpdateSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=Role.choices)
+    role = strict.ChoiceField(choices=Role.choices)

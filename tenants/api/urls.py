@@ -10,4 +10,8 @@ router.register("tenants", views.TenantViewSet, basename="tenant")
 router.register("sections", views.SectionViewSet, basename="section")
 router.register("memberships", views.MembershipViewSet, basename="membership")
 
-urlpatterns = [path("auth/token", views.TokenView.as_view(), name="auth-token"), *router.urls]
+urlpatterns = [
+    path("auth/token", views.TokenView.as_view(), name="auth-token"),
+    path("auth/logout", views.LogoutView.as_view(), name="auth-logout"),
+    *router.urls,
+]

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from smotra.api.mixins import TenantScopedCrudViewSet, crud_schema
 from smotra.api.pagination import keyed
+from smotra.errors import RateLimited
 from tenants import services
 from tenants.api import serializers as s
+from tenants.authentication import BearerTokenAuthentication
 from tenants.models import Membership, Section, Tenant
-from tenants.tokens import token_issue
+from tenants.tokens import token_issue, token_revoke
 
 
 class TokenView(APIView):
-    """Exchange a username and password for a bearer token (signed with auth.jwt_secret)."""
+    """Exchange a username and password for a bearer token (signed with auth.jwt_secret).
+
+    Throttled by django-axes (settings AXES_*): too many failures for the username or from the
+    client address answer 429, even with the right password, until the cool-off has passed.
+    """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -27,7 +34,12 @@ class TokenView(APIView):
     def post(self, request):
         data = s.TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # The DRF request, not request._request: axes flags the lockout on the object it is given,
+        # so its middleware never swaps this JSON answer for its own page.
         user = authenticate(request, **data.validated_data)
+        if getattr(request, "axes_locked_out", False):
+            retry_after = int(settings.AXES_COOLOFF_TIME.total_seconds())
+            raise RateLimited("Too many failed logins; try again later.", retry_after=retry_after)
         if user is None:
             raise AuthenticationFailed("Invalid username or password.")
         token, expires_at = token_issue(user=user)
@@ -35,6 +47,19 @@ class TokenView(APIView):
 
     def get_authenticate_header(self, request):
         return "Bearer"
+
+
+class LogoutView(APIView):
+    """End the bearer token this request carries: it is refused from now on (other tokens of the
+    same user stay valid). Only a bearer token can be logged out, so a session is a 401 here."""
+
+    authentication_classes = [BearerTokenAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None}, tags=["auth"], summary="Revoke this bearer token")
+    def post(self, request):
+        token_revoke(claims=request.auth)
+        return Response(status=204)
 
 
 @crud_schema(s.TenantSerializer, s.TenantSerializer, s.TenantSerializer, "tenants")

@@ -434,7 +434,8 @@ def api_routes() -> list[str]:
         route = route.replace("^", "").replace("$", "")
         route = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)  # path("a/<anyuuid:agent_id>")
         route = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", route)  # router regexes
-        if not route.startswith("admin/"):
+        # Logout ends the caller's own token and touches nothing else: it would only cut the attack short.
+        if not route.startswith("admin/") and not route.endswith("auth/logout"):
             routes.append("/" + route)
     return routes
 

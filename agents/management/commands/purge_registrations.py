@@ -12,12 +12,14 @@ from django.utils import timezone
 from agents.models import AgentRegistration, RegistrationState
 from smotra.config import ConfigError, parse_age
 from smotra.ratelimit import ratelimit_prune
+from tenants.tokens import revoked_tokens_prune
 
 
 class Command(BaseCommand):
     help = (
         "Delete pending registrations expired for longer than --older-than (their agents get 404 and "
-        "register again), clear API keys still undelivered that long after the claim, prune rate-limit counters."
+        "register again), clear API keys still undelivered that long after the claim, prune rate-limit counters "
+        "and logged-out tokens that have expired anyway."
     )
 
     def add_arguments(self, parser):
@@ -30,9 +32,10 @@ class Command(BaseCommand):
             state=RegistrationState.CLAIMED, pending_api_key__isnull=False, claimed_at__lt=cutoff
         ).update(pending_api_key=None)
         counters = ratelimit_prune()
+        revoked = revoked_tokens_prune()
         self.stdout.write(
             f"Purged {expired} expired registration(s), cleared {undelivered} undelivered key(s), "
-            f"pruned {counters} rate-limit counter(s)."
+            f"pruned {counters} rate-limit counter(s) and {revoked} revoked token(s) past their expiry."
         )
 
     @staticmethod
