@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.services.onboarding import agent_claim, registration_poll, registration_register
+from smotra.api import strict
 from smotra.api.schema import ErrorSerializer
 from smotra.errors import NotFound
 from smotra.http import client_address
@@ -19,10 +20,10 @@ from tenants.services import Actor
 
 
 class IpAddressSerializer(serializers.Serializer):
-    ip = serializers.IPAddressField()
-    iface = serializers.CharField(max_length=64)
-    family = serializers.ChoiceField(choices=["ipv4", "ipv6"])
-    recommended = serializers.BooleanField(default=False)
+    ip = strict.IPAddressField()
+    iface = strict.CharField(max_length=64)
+    family = strict.ChoiceField(choices=["ipv4", "ipv6"])
+    recommended = strict.BooleanField(default=False)
 
     def validate(self, data):
         expected = "ipv6" if ":" in data["ip"] else "ipv4"
@@ -32,19 +33,20 @@ class IpAddressSerializer(serializers.Serializer):
 
 
 class AgentRegistrationSerializer(serializers.Serializer):
-    agentId = serializers.UUIDField()
-    claimTokenHash = serializers.RegexField(
+    agentId = strict.UUIDField()
+    claimTokenHash = strict.RegexField(
         r"^[0-9a-fA-F]{64}$", error_messages={"invalid": "Must be exactly 64 hex characters (SHA-256)."}
     )
     # A host name as the agent's OS reports it. It names the agent and may become its self-endpoint's
     # address, so markup, spaces and slashes are refused here rather than stored.
-    hostname = serializers.RegexField(
+    hostname = strict.RegexField(
         r"^[A-Za-z0-9._-]{1,255}$",
         max_length=255,
         error_messages={"invalid": "Must be a host name: letters, digits, '.', '-' and '_' only."},
     )
-    agentVersion = serializers.CharField(max_length=100)
-    ipAddresses = IpAddressSerializer(many=True, required=False, allow_null=True, max_length=64)
+    agentVersion = strict.CharField(max_length=100)
+    # A ListField, not many=True: a list serializer lets its items be null when the list may be.
+    ipAddresses = serializers.ListField(child=IpAddressSerializer(), required=False, allow_null=True, max_length=64)
 
     def validate_ipAddresses(self, value):
         if value and sum(1 for entry in value if entry["recommended"]) > 1:
@@ -68,10 +70,10 @@ class ClaimStatusSerializer(serializers.Serializer):
 
 
 class ClaimRequestSerializer(serializers.Serializer):
-    agentId = serializers.UUIDField()
-    claimToken = serializers.CharField(max_length=256, trim_whitespace=False)
-    sectionId = serializers.UUIDField()
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
+    agentId = strict.UUIDField()
+    claimToken = strict.CharField(max_length=256, trim_whitespace=False)
+    sectionId = strict.UUIDField()
+    name = strict.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
 
 
 class ClaimResponseSerializer(serializers.Serializer):

@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.models import Agent, AgentStatus
+from smotra.api import strict
 from smotra.api.fields import VisiblePrimaryKeyRelatedField
 from tenants.models import Section
 
@@ -77,9 +78,9 @@ class AgentDetailSerializer(AgentSerializer):
 class AgentUpdateSerializer(serializers.Serializer):
     """PATCH body (snake_case, as the management API's other resources)."""
 
-    name = serializers.CharField(max_length=200, required=False)
+    name = strict.CharField(max_length=200, required=False)
     section_id = VisiblePrimaryKeyRelatedField(queryset=Section.objects.all(), source="section", required=False)
-    tag_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=1000)
+    tag_ids = serializers.ListField(child=strict.UUIDField(), required=False, max_length=1000)
     monitoring_overrides = serializers.DictField(required=False)
     server_overrides = serializers.DictField(required=False)
     storage_overrides = serializers.DictField(required=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from endpoints.models import Endpoint, Tag, Topology
+from smotra.api import strict
 from smotra.api.fields import VisiblePrimaryKeyRelatedField
 from tenants.models import Section
 
@@ -22,7 +23,7 @@ class TagSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TagCreateSerializer(serializers.ModelSerializer):
+class TagCreateSerializer(strict.ModelSerializer):
     section_id = _section_field()
 
     class Meta:
@@ -31,7 +32,7 @@ class TagCreateSerializer(serializers.ModelSerializer):
         validators: list = []
 
 
-class TagUpdateSerializer(serializers.ModelSerializer):
+class TagUpdateSerializer(strict.ModelSerializer):
     class Meta:
         model = Tag
         fields = ["name", "scope"]
@@ -64,17 +65,17 @@ class EndpointSerializer(serializers.ModelSerializer):
         return str(agent.pk) if agent else None
 
 
-class EndpointCreateSerializer(serializers.ModelSerializer):
+class EndpointCreateSerializer(strict.ModelSerializer):
     section_id = _section_field()
-    tag_ids = serializers.ListField(child=serializers.UUIDField(), required=False, default=list, max_length=1000)
+    tag_ids = serializers.ListField(child=strict.UUIDField(), required=False, default=list, max_length=1000)
 
     class Meta:
         model = Endpoint
         fields = ["section_id", "address", "port", "enabled", "description", "tag_ids"]
 
 
-class EndpointUpdateSerializer(serializers.ModelSerializer):
-    tag_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=1000)
+class EndpointUpdateSerializer(strict.ModelSerializer):
+    tag_ids = serializers.ListField(child=strict.UUIDField(), required=False, max_length=1000)
 
     class Meta:
         model = Endpoint
@@ -111,12 +112,12 @@ class TopologySerializer(serializers.ModelSerializer):
         return self._tag_ids(topology, "target")
 
 
-class TopologyCreateSerializer(serializers.ModelSerializer):
+class TopologyCreateSerializer(strict.ModelSerializer):
     section_id = _section_field()
     monitor_tag_ids = serializers.ListField(
-        child=serializers.UUIDField(), required=False, default=list, max_length=1000
+        child=strict.UUIDField(), required=False, default=list, max_length=1000
     )
-    target_tag_ids = serializers.ListField(child=serializers.UUIDField(), required=False, default=list, max_length=1000)
+    target_tag_ids = serializers.ListField(child=strict.UUIDField(), required=False, default=list, max_length=1000)
 
     class Meta:
         model = Topology
@@ -124,9 +125,9 @@ class TopologyCreateSerializer(serializers.ModelSerializer):
         validators: list = []
 
 
-class TopologyUpdateSerializer(serializers.ModelSerializer):
-    monitor_tag_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=1000)
-    target_tag_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=1000)
+class TopologyUpdateSerializer(strict.ModelSerializer):
+    monitor_tag_ids = serializers.ListField(child=strict.UUIDField(), required=False, max_length=1000)
+    target_tag_ids = serializers.ListField(child=strict.UUIDField(), required=False, max_length=1000)
 
     class Meta:
         model = Topology
