@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our static files: no CDN
     "django_prometheus",
     "axes",
     "smotra",
@@ -230,6 +231,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Distributed reachability monitoring: agent onboarding, data plane and management.",
     "VERSION": __version__,
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs pages load their scripts from our own static files, so they work without internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "PREPROCESSING_HOOKS": ["smotra.api.schema.only_canonical_prefix"],
     "COMPONENT_SPLIT_REQUEST": True,

@@ -30,7 +30,11 @@ urlpatterns = [
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     # GET only: OPTIONS would render DRF's metadata through the HTML template renderer (a 500).
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema", http_method_names=GET_ONLY), name="swagger-ui"),
-    path("api/redoc", SpectacularRedocView.as_view(url_name="schema", http_method_names=GET_ONLY), name="redoc"),
+    path(
+        "api/redoc",
+        SpectacularRedocView.as_view(url_name="schema", http_method_names=GET_ONLY, template_name="smotra/redoc.html"),
+        name="redoc",
+    ),
     # No trailing-slash variants: a redirect of a POST loses its body (contract §1).
     path("api/v1", ApiInfoView.as_view(), name="api-info"),
     path("api/v1/", include("smotra.api.urls", namespace="api")),
