@@ -277,5 +277,7 @@ LOGGING = {
         "django.request": {"level": "ERROR", "propagate": True},
         "django.server": {"level": "WARNING", "propagate": True},
         "django.db.backends": {"level": "INFO"},
+        # Axes announces itself at every start of every command, and each failed login at info.
+        "axes": {"level": "WARNING"},
     },
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import connections
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _die_with_parent() -> None:
@@ -39,13 +44,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-migrate", action="store_true", help="Do not apply migrations first.")
 
     def handle(self, *args, **options):
+        server = settings.SMOTRA.server
+        self.check_port_free(server.host, server.port)
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         connections.close_all()  # nothing may be inherited by the forked workers
         runtime = Path(tempfile.mkdtemp(prefix="smotra-serve-"))
         env = self.child_environment(runtime)
-        self.stdout.write(f"smotra: serving on {settings.SMOTRA.server.host}:{settings.SMOTRA.server.port}")
-        self.stdout.flush()
         gunicorn = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:smotra.gunicorn_conf", "smotra.wsgi:application"],
             env=env,
@@ -60,6 +65,32 @@ class Command(BaseCommand):
             shutil.rmtree(runtime, ignore_errors=True)
         if code:
             sys.exit(code)
+
+    def check_port_free(self, host: str, port: int) -> None:
+        """A taken port is one clear line and exit status 2 at once, rather than gunicorn retrying
+        for five seconds and exiting 1 (the same socket options as gunicorn's, so what binds here
+        binds there)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                self.stderr.write(f"smotra: cannot listen on {_address(host, port)}: {exc.strerror or exc}")
+                sys.exit(2)
+
+    def announce_when_listening(self, deadline: float) -> bool:
+        """Print the address once gunicorn accepts connections on it (not before the port is bound)."""
+        server = settings.SMOTRA.server
+        target = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(server.host, server.host)
+        try:
+            with socket.create_connection((target, server.port), timeout=0.2):
+                pass
+        except OSError:
+            return time.monotonic() > deadline  # give up announcing, keep supervising
+        self.stdout.write(f"smotra: serving on {_address(server.host, server.port)}")
+        self.stdout.flush()
+        return True
 
     def child_environment(self, runtime: Path) -> dict[str, str]:
         env = dict(os.environ)
@@ -83,7 +114,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGHUP, forward)  # reload workers
+        announced, deadline = False, time.monotonic() + 120
         while gunicorn.poll() is None and not stop_requested:
+            announced = announced or self.announce_when_listening(deadline)
             time.sleep(0.1)
         if gunicorn.poll() is not None:
             return gunicorn.returncode
