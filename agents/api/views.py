@@ -11,8 +11,8 @@ from agents.api import serializers as s
 from agents.models import Agent
 from agents.selectors import agents_filter
 from agents.services.keys import agent_key_rotate, agent_revoke
-from agents.services.management import agent_update
-from smotra.api.mixins import ServiceUpdateMixin, TenantScopedViewSetMixin
+from agents.services.management import agent_delete, agent_update
+from smotra.api.mixins import ServiceDestroyMixin, ServiceUpdateMixin, TenantScopedViewSetMixin
 from smotra.api.pagination import keyed
 
 
@@ -28,10 +28,16 @@ from smotra.api.pagination import keyed
     ),
     retrieve=extend_schema(tags=["agents"]),
     partial_update=extend_schema(request=s.AgentUpdateSerializer, responses=s.AgentDetailSerializer, tags=["agents"]),
+    destroy=extend_schema(
+        responses={204: None},
+        tags=["agents"],
+        summary="Forget the agent with its results and vitals (revoke keeps them)",
+    ),
 )
 class AgentViewSet(
     TenantScopedViewSetMixin,
     ServiceUpdateMixin,
+    ServiceDestroyMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
@@ -68,6 +74,9 @@ class AgentViewSet(
 
     def update_object(self, agent, **data):
         return agent_update(actor=self.actor, agent=agent, **data)
+
+    def delete_object(self, agent):
+        agent_delete(actor=self.actor, agent=agent)
 
     def get_response_serializer(self, instance):
         return s.AgentDetailSerializer(Agent.objects.get(pk=instance.pk), context=self.get_serializer_context())

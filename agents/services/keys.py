@@ -31,9 +31,7 @@ def agent_key_rotate(*, actor: Actor, agent: Agent) -> str:
     """A new key, returned once to whoever rotated it; the old one stops working in the same commit."""
     authorize(actor, agent.section.tenant_id, Role.ADMIN)
     if agent.revoked_at is not None:
-        raise Conflict(
-            "A revoked agent stays revoked; delete it and let the agent register again.", code="agent_revoked"
-        )
+        raise Conflict("A revoked agent stays revoked until it registers again and is claimed.", code="agent_revoked")
     key = api_key_generate()
     agent.api_key_hash = api_key_hash(key)
     agent.api_key_prefix = api_key_display_prefix(key)

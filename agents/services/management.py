@@ -35,7 +35,7 @@ def agent_update(
     fields = ["updated_at"]
     if section is not None and section.pk != agent.section_id:
         authorize(actor, section.tenant_id, Role.OPERATOR)
-        bump_sections |= _move(agent, section, keep_tags=tag_ids is not None)
+        bump_sections |= agent_section_move(agent, section, keep_tags=tag_ids is not None)
         changed["section_id"] = str(section.pk)
         fields.append("section")
     if name is not None:
@@ -60,7 +60,7 @@ def agent_update(
     return agent
 
 
-def _move(agent: Agent, section: Section, *, keep_tags: bool) -> set:
+def agent_section_move(agent: Agent, section: Section, *, keep_tags: bool) -> set:
     """Move the agent (and its self-endpoint) to another section; returns the sections whose
     endpoint lists changed. Tags of the old section cannot follow: they are dropped unless replaced."""
     old_section_id = agent.section_id
@@ -77,7 +77,8 @@ def _move(agent: Agent, section: Section, *, keep_tags: bool) -> set:
 
 @transaction.atomic
 def agent_delete(*, actor: Actor, agent: Agent) -> None:
-    """Forget an agent (its key stops working); its self-endpoint goes with it."""
+    """Forget an agent (its key stops working): its self-endpoint, registration, results, vitals and
+    status go with it (revoking keeps them). The agent may then register as a new one."""
     authorize(actor, agent.section.tenant_id, Role.ADMIN)
     audit_record(actor=actor, action="agent.delete", obj=agent, tenant=agent.section.tenant)
     section_id = agent.section_id

@@ -20,6 +20,7 @@ from agents.models import (
     ClaimFailure,
     RegistrationState,
 )
+from agents.services.management import agent_section_move
 from agents.services.versions import config_versions_bump
 from endpoints.models import Endpoint
 from endpoints.validators import validate_address
@@ -89,21 +90,37 @@ def registration_register(
 
 @transaction.atomic
 def _register_row(agent_id, fields: dict) -> tuple[AgentRegistration | None, str]:
-    if Agent.objects.filter(pk=agent_id).exists():
+    agent = Agent.objects.filter(pk=agent_id).only("revoked_at").first()
+    if agent is not None and agent.revoked_at is None:
         raise _already_claimed()
     registration = AgentRegistration.objects.select_for_update().filter(pk=agent_id).first()
     if registration is None:
         return AgentRegistration.objects.create(agent_id=agent_id, **fields), "created"
-    if registration.state != RegistrationState.PENDING:
+    if registration.state != RegistrationState.PENDING and agent is None:
         raise _already_claimed()
     if registration.source_address != fields["source_address"]:
         same_token = hashes_match(registration.claim_token_hash, fields["claim_token_hash"])
         return (registration, "unchanged") if same_token else (None, "conflict")
-    for name, value in fields.items():
+    # The agent itself: a restart with a new token, or a revoked agent coming back (its claim
+    # returns it to the same agent record, history and all).
+    for name, value in {**fields, **REOPENED}.items():
         setattr(registration, name, value)
     registration.save()
     registration.claim_failures.all().delete()  # the agent itself is back: its locks are lifted
     return registration, "renewed"
+
+
+# What a registration forgets when a revoked agent registers again.
+REOPENED = {
+    "state": RegistrationState.PENDING,
+    "pending_api_key": None,
+    "claimed_at": None,
+    "claimed_by": None,
+    "delivered_at": None,
+    "delivered_to": None,
+    "refused_deliveries": 0,
+    "last_refused_at": None,
+}
 
 
 def _registration_conflict(agent_id, source_address: str | None) -> None:
@@ -262,10 +279,14 @@ class _WrongToken:
 @transaction.atomic
 def _claim(actor: Actor, agent_id, claim_token: str, section: Section, name: str) -> Agent | _WrongToken:
     registration = _pending_for_update(agent_id)
-    wrong = _verify_token(actor, registration, claim_token)
+    wrong = _verify_token(actor, registration, claim_token, section)
     if wrong:
         return wrong
-    agent, key = _create_agent(actor, registration, section, name)
+    returning = Agent.objects.select_related("section", "self_endpoint").filter(pk=agent_id).first()
+    if returning is not None:
+        agent, key = _restore_agent(actor, returning, registration, section, name)
+    else:
+        agent, key = _create_agent(actor, registration, section, name)
     registration.state = RegistrationState.CLAIMED
     registration.pending_api_key = key
     registration.claimed_at = agent.claimed_at
@@ -316,12 +337,14 @@ def _claimers(actor: Actor) -> list[str]:
     return keys
 
 
-def _verify_token(actor: Actor, registration: AgentRegistration, claim_token: str) -> _WrongToken | None:
+def _verify_token(
+    actor: Actor, registration: AgentRegistration, claim_token: str, section: Section | None = None
+) -> _WrongToken | None:
     """None when the token matches a claimable registration; a wrong token is counted per claimer
     and in all, under the registration's row lock and committed with it, so concurrent guesses see
     each other's counts (counting after a rollback let a burst of guesses all pass the lock)."""
     claimers = _claimers(actor)
-    _check_claimable(registration, claimers)
+    _check_claimable(registration, claimers, section)
     if hashes_match(registration.claim_token_hash, claim_token_hash(claim_token)):
         return None
     now = timezone.now()
@@ -337,8 +360,10 @@ def _verify_token(actor: Actor, registration: AgentRegistration, claim_token: st
     return _WrongToken(worst, locked=worst >= MAX_FAILED_CLAIMS_PER_CLAIMER or total >= MAX_FAILED_CLAIMS)
 
 
-def _check_claimable(registration: AgentRegistration, claimers: list[str]) -> None:
-    if registration.state != RegistrationState.PENDING or Agent.objects.filter(pk=registration.pk).exists():
+def _check_claimable(registration: AgentRegistration, claimers: list[str], section: Section | None) -> None:
+    returning = Agent.objects.filter(pk=registration.pk).select_related("section").first()
+    taken = returning is not None and not _may_return(returning, section)
+    if registration.state != RegistrationState.PENDING or taken:
         raise Conflict("This agent is already claimed.", code="already_claimed")
     locked_out = registration.claim_failures.filter(
         claimer__in=claimers, count__gte=MAX_FAILED_CLAIMS_PER_CLAIMER
@@ -350,6 +375,12 @@ def _check_claimable(registration: AgentRegistration, claimers: list[str]) -> No
         )
     if registration.is_expired:
         raise Conflict("The registration expired; the agent must register again.", code="claim_expired")
+
+
+def _may_return(agent: Agent, section: Section | None) -> bool:
+    """A revoked agent that registered again comes back to its own tenant only: its history is
+    that tenant's (a discard, which names no section, may forget the registration)."""
+    return agent.revoked_at is not None and (section is None or section.tenant_id == agent.section.tenant_id)
 
 
 def _wrong_token(actor: Actor, agent_id, wrong: _WrongToken):
@@ -384,6 +415,22 @@ def _self_endpoint_address(registration: AgentRegistration) -> str | None:
     except ValidationError:
         return None
     return candidate
+
+
+def _restore_agent(
+    actor: Actor, agent: Agent, registration: AgentRegistration, section: Section, name: str
+) -> tuple[Agent, str]:
+    """The same agent record, live again with a new key: its results and history stay."""
+    key = api_key_generate()
+    moved = agent_section_move(agent, section, keep_tags=False) if section.pk != agent.section_id else set()
+    agent.name = name or agent.name
+    agent.hostname, agent.agent_version = registration.hostname, registration.agent_version
+    agent.ip_addresses = registration.ip_addresses
+    agent.api_key_hash, agent.api_key_prefix = api_key_hash(key), api_key_display_prefix(key)
+    agent.claimed_at, agent.claimed_by, agent.revoked_at = timezone.now(), actor.user, None
+    agent.save()
+    config_versions_bump(section_ids=moved, agent_ids=[agent.pk])
+    return agent, key
 
 
 def _create_agent(actor: Actor, registration: AgentRegistration, section: Section, name: str) -> tuple[Agent, str]:
