@@ -39,10 +39,12 @@ def agent_by_key_hash(digest: str) -> Agent | None:
 
     Every agent request pays for this, and profiling showed Django spending more time building and
     compiling the query than the database answering it. The SQL is compiled by the ORM once per
-    database vendor and reused through ``raw()``, which still converts values like any queryset."""
+    database vendor and reused through ``raw()``, which still converts values like any queryset.
+    It also reads the section's configuration counter (a join), for the document version."""
     vendor = connection.vendor
     if vendor not in _lookup_sql:
-        query = Agent.objects.filter(api_key_hash="", revoked_at__isnull=True).order_by()[:1].query
+        live = Agent.objects.with_document_version().filter(api_key_hash="", revoked_at__isnull=True)
+        query = live.order_by()[:1].query
         _lookup_sql[vendor] = query.sql_with_params()[0]
     found = list(Agent.objects.raw(_lookup_sql[vendor], [digest]))
     return found[0] if found else None

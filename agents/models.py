@@ -113,6 +113,10 @@ class ClaimFailure(models.Model):
 
 
 class AgentQuerySet(TenantScopedQuerySet):
+    def with_document_version(self) -> AgentQuerySet:
+        """Annotate ``section_config_version``, so ``document_version`` costs no query per agent."""
+        return self.annotate(section_config_version=models.F("section__config_version"))
+
     def with_status(self, status: str, *, now=None) -> AgentQuerySet:
         """Agents whose computed status (see :meth:`Agent.status`) is ``status``, in SQL."""
         cutoff = (now or timezone.now()) - timedelta(seconds=settings.SMOTRA.agent.offline_after)
@@ -141,7 +145,9 @@ class Agent(TimestampedModel):
     monitoring_overrides = models.JSONField(default=dict, blank=True)
     server_overrides = models.JSONField(default=dict, blank=True)
     storage_overrides = models.JSONField(default=dict, blank=True)
-    config_version = models.PositiveBigIntegerField(default=1)
+    # The agent's own part of its configuration version (see document_version): it may go below 1
+    # when a move to a section with a higher counter keeps the total rising by one.
+    config_version = models.BigIntegerField(default=1)
     # SHA-256 hex of the API key; the key itself is never stored after its delivery.
     api_key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
     api_key_prefix = models.CharField(max_length=16, blank=True, default="")
@@ -163,16 +169,18 @@ class Agent(TimestampedModel):
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["section", "name"], name="agent_section_name")]
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(config_version__gte=1),
-                name="agent_config_version_positive",
-                violation_error_message="The configuration version starts at 1.",
-            ),
-        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def document_version(self) -> int:
+        """The version of the agent's configuration document: its own counter plus its section's,
+        so a change to the section's endpoints is one UPDATE of the section, not of every agent."""
+        section_version = getattr(self, "section_config_version", None)
+        if section_version is None:
+            section_version = self.section.config_version
+        return self.config_version + section_version
 
     def status(self, *, now=None) -> str:
         """online / offline / never_seen / revoked, from last seen and ``agent.offline_after``."""

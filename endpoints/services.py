@@ -6,12 +6,11 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
-from agents.services.versions import config_versions_bump
 from endpoints.models import Endpoint, MemberRole, Tag, TagScope, Topology, TopologyMember, TopologyType
 from smotra.db import save_changes, unique_or_conflict
 from smotra.errors import Invalid
 from tenants.models import Role, Section
-from tenants.services import Actor, audit_record, authorize
+from tenants.services import Actor, audit_record, authorize, section_config_bump
 
 
 def tags_in_section(section_id, tag_ids: Iterable, *, field: str = "tag_ids") -> list[Tag]:
@@ -43,7 +42,7 @@ def tag_create(*, actor: Actor, section: Section, name: str, scope: str = TagSco
 def tag_update(*, actor: Actor, tag: Tag, **changes) -> Tag:
     authorize(actor, tag.section.tenant_id, Role.OPERATOR)
     save_changes(tag, changes, conflict=TAG_EXISTS)
-    config_versions_bump(section_ids=[tag.section_id])
+    section_config_bump(section_ids=[tag.section_id])
     audit_record(actor=actor, action="tag.update", obj=tag, tenant=tag.section.tenant, details=changes)
     return tag
 
@@ -54,7 +53,7 @@ def tag_delete(*, actor: Actor, tag: Tag) -> None:
     audit_record(actor=actor, action="tag.delete", obj=tag, tenant=tag.section.tenant)
     section_id = tag.section_id
     tag.delete()
-    config_versions_bump(section_ids=[section_id])
+    section_config_bump(section_ids=[section_id])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,7 +81,7 @@ def endpoint_create(
             section=section, address=address, port=port, enabled=enabled, description=description, **extra
         )
     endpoint.tags.set(tags)
-    config_versions_bump(section_ids=[section.pk])
+    section_config_bump(section_ids=[section.pk])
     audit_record(actor=actor, action="endpoint.create", obj=endpoint, tenant=section.tenant)
     return endpoint
 
@@ -95,7 +94,7 @@ def endpoint_update(*, actor: Actor, endpoint: Endpoint, tag_ids: Iterable | Non
     endpoint.save()
     if tag_ids is not None:
         endpoint.tags.set(tags_in_section(endpoint.section_id, tag_ids))
-    config_versions_bump(section_ids=[endpoint.section_id])
+    section_config_bump(section_ids=[endpoint.section_id])
     details = {**changes, **({"tag_ids": list(tag_ids)} if tag_ids is not None else {})}
     audit_record(actor=actor, action="endpoint.update", obj=endpoint, tenant=endpoint.section.tenant, details=details)
     return endpoint
@@ -107,7 +106,7 @@ def endpoint_delete(*, actor: Actor, endpoint: Endpoint) -> None:
     audit_record(actor=actor, action="endpoint.delete", obj=endpoint, tenant=endpoint.section.tenant)
     section_id = endpoint.section_id
     endpoint.delete()
-    config_versions_bump(section_ids=[section_id])
+    section_config_bump(section_ids=[section_id])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,7 +140,7 @@ def topology_create(
         topology = Topology.objects.create(section=section, name=name, type=type, enabled=enabled)
     _set_members(topology, MemberRole.MONITOR, monitor_tag_ids, "monitor_tag_ids")
     _set_members(topology, MemberRole.TARGET, target_tag_ids, "target_tag_ids")
-    config_versions_bump(section_ids=[section.pk])
+    section_config_bump(section_ids=[section.pk])
     audit_record(actor=actor, action="topology.create", obj=topology, tenant=section.tenant)
     return topology
 
@@ -161,7 +160,7 @@ def topology_update(
         _set_members(topology, MemberRole.MONITOR, monitor_tag_ids, "monitor_tag_ids")
     if target_tag_ids is not None:
         _set_members(topology, MemberRole.TARGET, target_tag_ids, "target_tag_ids")
-    config_versions_bump(section_ids=[topology.section_id])
+    section_config_bump(section_ids=[topology.section_id])
     audit_record(
         actor=actor,
         action="topology.update",
@@ -178,7 +177,7 @@ def topology_delete(*, actor: Actor, topology: Topology) -> None:
     audit_record(actor=actor, action="topology.delete", obj=topology, tenant=topology.section.tenant)
     section_id = topology.section_id
     topology.delete()
-    config_versions_bump(section_ids=[section_id])
+    section_config_bump(section_ids=[section_id])
 
 
 @transaction.atomic
@@ -188,7 +187,7 @@ def topology_member_add(*, actor: Actor, topology: Topology, tag: Tag, role: str
         raise Invalid("The tag belongs to another section than the topology.", field="tag")
     with unique_or_conflict("This tag already has this role in this topology.", "tag"):
         member = TopologyMember.objects.create(topology=topology, tag=tag, role=role)
-    config_versions_bump(section_ids=[topology.section_id])
+    section_config_bump(section_ids=[topology.section_id])
     audit_record(actor=actor, action="topology.member_add", obj=member, tenant=topology.section.tenant)
     return member
 
@@ -199,4 +198,4 @@ def topology_member_remove(*, actor: Actor, member: TopologyMember) -> None:
     authorize(actor, topology.section.tenant_id, Role.OPERATOR)
     audit_record(actor=actor, action="topology.member_remove", obj=member, tenant=topology.section.tenant)
     member.delete()
-    config_versions_bump(section_ids=[topology.section_id])
+    section_config_bump(section_ids=[topology.section_id])

@@ -58,6 +58,13 @@ class Section(TimestampedModel):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="sections")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
+    monitor_all_endpoints = models.BooleanField(
+        default=False,
+        help_text="Every agent of the section monitors every enabled endpoint in it: no tags or topologies needed.",
+    )
+    # Bumped by every change that can alter its agents' configuration documents (endpoints, tags,
+    # topologies, the flag above); an agent's configuration version is its own plus this.
+    config_version = models.PositiveBigIntegerField(default=0, editable=False)
 
     objects = OwnedByTenantQuerySet.as_manager()
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Count, F
 
 from smotra.db import save_changes, unique_or_conflict
 from smotra.errors import Conflict, Forbidden, Invalid, NotFound
@@ -119,9 +121,7 @@ def tenant_update(*, actor: Actor, tenant: Tenant, **changes) -> Tenant:
 @transaction.atomic
 def tenant_delete(*, actor: Actor, tenant: Tenant) -> None:
     _require_superuser(actor, "Only superusers delete tenants.")
-    from agents.models import Agent
-
-    count = Agent.objects.filter(section__tenant=tenant).count()
+    count = Section.objects.filter(tenant=tenant).aggregate(agents=Count("agents"))["agents"]
     if count:
         raise Conflict(
             f"Tenant {tenant.name!r} still has {count} agent(s); move or delete them first.", code="has_agents"
@@ -131,10 +131,14 @@ def tenant_delete(*, actor: Actor, tenant: Tenant) -> None:
 
 
 @transaction.atomic
-def section_create(*, actor: Actor, tenant: Tenant, name: str, description: str = "") -> Section:
+def section_create(
+    *, actor: Actor, tenant: Tenant, name: str, description: str = "", monitor_all_endpoints: bool = False
+) -> Section:
     authorize(actor, tenant.pk, Role.ADMIN)
     with unique_or_conflict("A section with this name already exists in this tenant.", "name"):
-        section = Section.objects.create(tenant=tenant, name=name, description=description)
+        section = Section.objects.create(
+            tenant=tenant, name=name, description=description, monitor_all_endpoints=monitor_all_endpoints
+        )
     audit_record(actor=actor, action="section.create", obj=section, tenant=tenant)
     return section
 
@@ -142,9 +146,26 @@ def section_create(*, actor: Actor, tenant: Tenant, name: str, description: str 
 @transaction.atomic
 def section_update(*, actor: Actor, section: Section, **changes) -> Section:
     authorize(actor, section.tenant_id, Role.ADMIN)
+    flag_changed = changes.get("monitor_all_endpoints", section.monitor_all_endpoints) != section.monitor_all_endpoints
     save_changes(section, changes, conflict="A section with this name already exists in this tenant.")
+    if flag_changed:
+        section_config_bump(section_ids=[section.pk])
+        section.refresh_from_db(fields=["config_version"])
     audit_record(actor=actor, action="section.update", obj=section, tenant=section.tenant, details=changes)
     return section
+
+
+def section_config_bump(*, section_ids: Iterable) -> int:
+    """One step up for the configuration version of these sections, and so of every agent in them.
+
+    Concurrent bumps of one section queue on its row (taken in id order, so two transactions never
+    wait on each other crosswise); a NO KEY lock does not block inserts that reference the section."""
+    section_ids = sorted({str(section_id) for section_id in section_ids})
+    if not section_ids:
+        return 0
+    with transaction.atomic(savepoint=False):
+        list(Section.objects.filter(pk__in=section_ids).order_by("pk").select_for_update(no_key=True).values("pk"))
+        return Section.objects.filter(pk__in=section_ids).update(config_version=F("config_version") + 1)
 
 
 @transaction.atomic

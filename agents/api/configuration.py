@@ -53,7 +53,7 @@ class ConfigurationView(AgentView):
         summary="The agent's configuration document",
     )
     def get(self, request, agent_id):
-        version = self.agent.config_version
+        version = self.agent.document_version
         headers = {"ETag": _etag(version), "Cache-Control": "no-cache"}
         if _matches(request.headers.get("If-None-Match"), version):
             metrics.CONFIG_FETCHES.labels("304").inc()

@@ -17,7 +17,7 @@ class AgentSerializer(serializers.ModelSerializer):
 
     sectionId = serializers.UUIDField(source="section_id", read_only=True)
     agentVersion = serializers.CharField(source="agent_version", read_only=True)
-    configVersion = serializers.IntegerField(source="config_version", read_only=True)
+    configVersion = serializers.IntegerField(source="document_version", read_only=True)
     ipAddresses = serializers.JSONField(source="ip_addresses", read_only=True)
     lastSeenAt = serializers.DateTimeField(source="last_seen_at", read_only=True, allow_null=True)
     lastResultSubmittedAt = serializers.DateTimeField(source="last_result_at", read_only=True, allow_null=True)

@@ -14,7 +14,11 @@ ENDPOINT_TAG_SCOPES = (TagScope.ENDPOINT, TagScope.GLOBAL)
 
 def monitored_endpoints(agent: Agent):
     """Enabled endpoints of the agent's section whose tag is a ``target`` of an enabled topology in
-    which one of the agent's tags is a ``monitor``; never the agent's own self-endpoint."""
+    which one of the agent's tags is a ``monitor`` (or all of them, when the section monitors all
+    its endpoints); never the agent's own self-endpoint."""
+    if agent.section.monitor_all_endpoints:
+        endpoints = Endpoint.objects.filter(section_id=agent.section_id, enabled=True)
+        return _for_document(endpoints.exclude(pk=agent.self_endpoint_id) if agent.self_endpoint_id else endpoints)
     monitor_topologies = TopologyMember.objects.filter(
         role=MemberRole.MONITOR,
         tag__agents=agent,
@@ -27,6 +31,10 @@ def monitored_endpoints(agent: Agent):
     endpoints = Endpoint.objects.filter(section_id=agent.section_id, enabled=True, tags__in=target_tags)
     if agent.self_endpoint_id:
         endpoints = endpoints.exclude(pk=agent.self_endpoint_id)
+    return _for_document(endpoints)
+
+
+def _for_document(endpoints):
     visible_tags = Tag.objects.filter(scope__in=ENDPOINT_TAG_SCOPES).order_by("name")
     return (
         Endpoint.objects.filter(pk__in=endpoints.values("pk"))
@@ -48,7 +56,7 @@ def configuration_render(agent: Agent) -> dict:
     """Build the document. No secret ever appears: ``server.api_key`` is always null."""
     tags = agent.tags.filter(scope__in=AGENT_TAG_SCOPES).order_by("name").values_list("name", flat=True)
     return {
-        "version": agent.config_version,
+        "version": agent.document_version,
         "agent_id": str(agent.pk),
         "agent_name": agent.name,
         "tags": list(tags),
@@ -70,7 +78,7 @@ SELF_UPGRADE_DEFAULTS = {
 def configuration_for(agent: Agent) -> dict:
     """The document at the agent's current version: from the cache when it was rendered at this
     version (one indexed read), else rendered and stored for every worker to reuse."""
-    cached = AgentConfigCache.objects.filter(agent_id=agent.pk, version=agent.config_version).first()
+    cached = AgentConfigCache.objects.filter(agent_id=agent.pk, version=agent.document_version).first()
     if cached is not None:
         return cached.document
     document = configuration_render(agent)

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from agents.models import Agent, AgentRegistration
 from agents.overrides import overrides_validate
-from agents.services.versions import config_versions_bump
+from agents.services.versions import config_version_after_move, config_versions_bump
 from endpoints.services import tags_in_section
 from tenants.models import Role, Section
 from tenants.services import Actor, audit_record, authorize
@@ -33,7 +33,9 @@ def agent_update(
     # Only the fields changed here are written: a full save() would put back the config_version,
     # last-seen times and revocation this instance was loaded with, undoing concurrent updates.
     fields = ["updated_at"]
-    if section is not None and section.pk != agent.section_id:
+    moved = section is not None and section.pk != agent.section_id
+    previous = agent_document_version(agent.pk)
+    if moved:
         authorize(actor, section.tenant_id, Role.OPERATOR)
         bump_sections |= agent_section_move(agent, section, keep_tags=tag_ids is not None)
         changed["section_id"] = str(section.pk)
@@ -54,10 +56,15 @@ def agent_update(
     if tag_ids is not None:
         agent.tags.set(tags_in_section(agent.section_id, tag_ids))
         changed["tag_ids"] = [str(tag_id) for tag_id in tag_ids]
-    config_versions_bump(section_ids=bump_sections, agent_ids=[agent.pk])
-    agent.refresh_from_db(fields=["config_version"])
+    config_versions_bump(section_ids=bump_sections, agent_ids=[] if moved else [agent.pk])
+    if moved:
+        config_version_after_move(agent, previous)
     audit_record(actor=actor, action="agent.update", obj=agent, tenant=agent.section.tenant, details=changed)
-    return agent
+    return Agent.objects.with_document_version().select_related("section__tenant").get(pk=agent.pk)
+
+
+def agent_document_version(agent_id) -> int:
+    return Agent.objects.with_document_version().get(pk=agent_id).document_version
 
 
 def agent_section_move(agent: Agent, section: Section, *, keep_tags: bool) -> set:

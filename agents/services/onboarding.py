@@ -20,8 +20,8 @@ from agents.models import (
     ClaimFailure,
     RegistrationState,
 )
-from agents.services.management import agent_section_move
-from agents.services.versions import config_versions_bump
+from agents.services.management import agent_document_version, agent_section_move
+from agents.services.versions import config_version_after_move, config_versions_bump
 from endpoints.models import Endpoint
 from endpoints.validators import validate_address
 from smotra import metrics
@@ -422,6 +422,7 @@ def _restore_agent(
 ) -> tuple[Agent, str]:
     """The same agent record, live again with a new key: its results and history stay."""
     key = api_key_generate()
+    previous = agent_document_version(agent.pk)
     moved = agent_section_move(agent, section, keep_tags=False) if section.pk != agent.section_id else set()
     agent.name = name or agent.name
     agent.hostname, agent.agent_version = registration.hostname, registration.agent_version
@@ -429,7 +430,8 @@ def _restore_agent(
     agent.api_key_hash, agent.api_key_prefix = api_key_hash(key), api_key_display_prefix(key)
     agent.claimed_at, agent.claimed_by, agent.revoked_at = timezone.now(), actor.user, None
     agent.save()
-    config_versions_bump(section_ids=moved, agent_ids=[agent.pk])
+    config_versions_bump(section_ids=moved)
+    config_version_after_move(agent, previous)  # one above what it was, wherever it went
     return agent, key
 
 

@@ -33,7 +33,7 @@ class SectionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Section
-        fields = ["id", "tenant_id", "name", "description", "created_at", "updated_at"]
+        fields = ["id", "tenant_id", "name", "description", "monitor_all_endpoints", "created_at", "updated_at"]
         read_only_fields = fields
 
 
@@ -42,14 +42,14 @@ class SectionCreateSerializer(strict.ModelSerializer):
 
     class Meta:
         model = Section
-        fields = ["tenant_id", "name", "description"]
+        fields = ["tenant_id", "name", "description", "monitor_all_endpoints"]
         validators: list = []
 
 
 class SectionUpdateSerializer(strict.ModelSerializer):
     class Meta:
         model = Section
-        fields = ["name", "description"]
+        fields = ["name", "description", "monitor_all_endpoints"]
         validators: list = []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db.models import F
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -49,7 +50,7 @@ def fetch(client, agent, key: str = KEY, **headers):
 
 
 def version_of(agent) -> int:
-    return Agent.objects.values_list("config_version", flat=True).get(pk=agent.pk)
+    return Agent.objects.with_document_version().get(pk=agent.pk).document_version
 
 
 def cached(agent) -> AgentConfigCache:
@@ -220,7 +221,7 @@ def test_a_stale_cache_row_is_never_served(client, agent):
     fetch(client, agent)
     stale = {**cached(agent).document, "agent_name": "stale"}
     AgentConfigCache.objects.filter(agent_id=agent.pk).update(document=stale)
-    Agent.objects.filter(pk=agent.pk).update(config_version=version_of(agent) + 1)
+    Agent.objects.filter(pk=agent.pk).update(config_version=F("config_version") + 1)
 
     response = fetch(client, agent)
 

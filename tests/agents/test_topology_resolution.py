@@ -197,7 +197,7 @@ def test_it_renders_the_whole_document(mesh):
     document = configuration_render(mesh.agent)
 
     assert document == {
-        "version": mesh.agent.config_version,
+        "version": mesh.agent.document_version,
         "agent_id": str(mesh.agent.pk),
         "agent_name": "probe",
         "tags": ["probes"],
