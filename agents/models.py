@@ -8,7 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from smotra.models import TenantScopedQuerySet, TimestampedModel
+from smotra.models import TimestampedModel
+from tenants.scoping import TenantScopedQuerySet
 
 # Wrong claim tokens that lock one claimer (a user, a source address) out of a pending registration,
 # and failures across all claimers that lock the registration itself, until the agent registers

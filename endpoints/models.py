@@ -6,7 +6,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from endpoints.validators import validate_address
-from smotra.models import TenantScopedQuerySet, TimestampedModel
+from smotra.models import TimestampedModel
+from tenants.scoping import TenantScopedQuerySet
 
 
 class TagScope(models.TextChoices):

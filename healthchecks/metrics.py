@@ -12,7 +12,7 @@ import os
 from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
-from smotra.metrics import AgentStatusCollector
+from agents.metrics import AgentStatusCollector
 
 logger = logging.getLogger("smotra.metrics")
 

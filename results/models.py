@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
-from smotra.models import TenantScopedQuerySet, UUIDv7Model
+from smotra.models import UUIDv7Model
+from tenants.scoping import TenantScopedQuerySet
 
 
 class AgentOwnedQuerySet(TenantScopedQuerySet):

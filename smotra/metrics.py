@@ -20,23 +20,10 @@ AUTH_FAILURES = Counter("smotra_agent_auth_failures_total", "Refused agent authe
 HEARTBEATS = Counter("smotra_agent_heartbeats_total", "Heartbeats stored.", ["shape"])
 REPORTS = Counter("smotra_agent_reports_total", "Status reports stored.")
 CONFIG_FETCHES = Counter("smotra_agent_config_fetches_total", "Configuration fetches by answer.", ["status"])
+UNKNOWN_ENDPOINTS_DROPPED = Counter(
+    "smotra_unknown_endpoints_dropped_total",
+    "Unknown endpoint ids not remembered: their agent already has agent.max_unknown_endpoints of them.",
+)
 RESULTS = Counter(
     "smotra_results_total", "Result items by check type and outcome.", ["check_type", "outcome", "reason"]
 )
-
-
-class AgentStatusCollector:
-    """``smotra_agents{status}``: agents per computed status, counted in SQL at scrape time.
-
-    A gauge per status (four series), never per agent; computed from the database so every worker
-    answers the same, without multiprocess gauge bookkeeping."""
-
-    def collect(self):
-        from prometheus_client.core import GaugeMetricFamily
-
-        from agents.models import Agent, AgentStatus
-
-        family = GaugeMetricFamily("smotra_agents", "Agents by computed status.", labels=["status"])
-        for status in AgentStatus.values:
-            family.add_metric([status], Agent.objects.with_status(status).count())
-        yield family

@@ -7,7 +7,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from uuid6 import uuid7
 
-from smotra.models import TenantScopedQuerySet, TimestampedModel, UUIDv7Model
+from smotra.models import TimestampedModel, UUIDv7Model
+from tenants.scoping import TenantScopedQuerySet
 
 
 class User(AbstractUser):

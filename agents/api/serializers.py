@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from agents.models import Agent, AgentStatus
 from smotra.api import strict
-from smotra.api.fields import VisiblePrimaryKeyRelatedField
+from tenants.api.fields import VisiblePrimaryKeyRelatedField
 from tenants.models import Section
 
 

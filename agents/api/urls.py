@@ -4,7 +4,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 import smotra.api.converters  # noqa: F401 - registers the anyuuid path converter
-from agents.api import onboarding, views
+from agents.api import configuration, onboarding, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("agents", views.AgentViewSet, basename="agent")
@@ -15,6 +15,11 @@ urlpatterns = [
     path("agent/register", onboarding.RegisterView.as_view(), name="agent-register"),
     path("agent/<anyuuid:agent_id>/claim-status", onboarding.ClaimStatusView.as_view(), name="agent-claim-status"),
     path("agents/<anyuuid:agent_id>/claim-status", onboarding.ClaimStatusView.as_view(), name="agents-claim-status"),
+    path(
+        "agent/<anyuuid:agent_id>/configuration",
+        configuration.ConfigurationView.as_view(),
+        name="agent-configuration",
+    ),
     path("agents/claim", onboarding.ClaimView.as_view(), name="agents-claim"),
     path("agent/claim", onboarding.ClaimView.as_view(), name="agent-claim"),
     *router.urls,

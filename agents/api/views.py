@@ -12,8 +12,9 @@ from agents.models import Agent
 from agents.selectors import agents_filter
 from agents.services.keys import agent_key_rotate, agent_revoke
 from agents.services.management import agent_delete, agent_update
-from smotra.api.mixins import ServiceDestroyMixin, ServiceUpdateMixin, TenantScopedViewSetMixin
+from smotra.api.mixins import ServiceDestroyMixin, ServiceUpdateMixin
 from smotra.api.pagination import keyed
+from tenants.api.mixins import TenantScopedViewSetMixin
 
 
 @extend_schema_view(

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from endpoints.models import Endpoint, Tag, Topology
 from smotra.api import strict
-from smotra.api.fields import VisiblePrimaryKeyRelatedField
+from tenants.api.fields import VisiblePrimaryKeyRelatedField
 from tenants.models import Section
 
 
@@ -114,9 +114,7 @@ class TopologySerializer(serializers.ModelSerializer):
 
 class TopologyCreateSerializer(strict.ModelSerializer):
     section_id = _section_field()
-    monitor_tag_ids = serializers.ListField(
-        child=strict.UUIDField(), required=False, default=list, max_length=1000
-    )
+    monitor_tag_ids = serializers.ListField(child=strict.UUIDField(), required=False, default=list, max_length=1000)
     target_tag_ids = serializers.ListField(child=strict.UUIDField(), required=False, default=list, max_length=1000)
 
     class Meta:

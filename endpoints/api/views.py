@@ -5,8 +5,9 @@ from __future__ import annotations
 from endpoints import services
 from endpoints.api import serializers as s
 from endpoints.models import Endpoint, Tag, Topology
-from smotra.api.mixins import TenantScopedCrudViewSet, crud_schema
+from smotra.api.mixins import crud_schema
 from smotra.api.pagination import keyed
+from tenants.api.mixins import TenantScopedCrudViewSet
 
 
 @crud_schema(s.TagSerializer, s.TagCreateSerializer, s.TagUpdateSerializer, "tags")

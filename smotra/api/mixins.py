@@ -1,25 +1,10 @@
-"""Shared viewset pieces: the one tenant filter and service-backed create/update/destroy."""
+"""Shared viewset pieces: service-backed create/update/destroy and their schema."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import status
 from rest_framework.response import Response
-
-from tenants.services import Actor
-
-
-class TenantScopedViewSetMixin:
-    """Every query of the view is ``queryset.visible_to(user)``: views never filter tenants by hand.
-
-    Objects of other tenants are invisible, so guessing their ids gives 404, not 403."""
-
-    def get_queryset(self):
-        return super().get_queryset().visible_to(self.request.user)
-
-    @property
-    def actor(self) -> Actor:
-        return Actor.from_request(self.request)
 
 
 class ServiceSerializersMixin:
@@ -61,20 +46,6 @@ class ServiceDestroyMixin:
     def destroy(self, request, *args, **kwargs):
         self.delete_object(self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class TenantScopedCrudViewSet(
-    TenantScopedViewSetMixin,
-    ServiceCreateMixin,
-    ServiceUpdateMixin,
-    ServiceDestroyMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
-):
-    """List, retrieve, create, PATCH and delete of a tenant-owned resource, writes through services.
-
-    Subclasses define ``create_object``, ``update_object`` and ``delete_object``."""
 
 
 def crud_schema(read, create, update, tag: str):

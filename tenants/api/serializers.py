@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from smotra.api import strict
-from smotra.api.fields import VisiblePrimaryKeyRelatedField
+from tenants.api.fields import VisiblePrimaryKeyRelatedField
 from tenants.models import Membership, Role, Section, Tenant
 
 

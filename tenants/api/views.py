@@ -10,11 +10,12 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from smotra.api.mixins import TenantScopedCrudViewSet, crud_schema
+from smotra.api.mixins import crud_schema
 from smotra.api.pagination import keyed
 from smotra.errors import RateLimited
 from tenants import services
 from tenants.api import serializers as s
+from tenants.api.mixins import TenantScopedCrudViewSet
 from tenants.authentication import BearerTokenAuthentication
 from tenants.models import Membership, Section, Tenant
 from tenants.tokens import token_issue, token_revoke

@@ -1,4 +1,4 @@
-"""Serializer fields shared by the apps' APIs."""
+"""Serializer fields of the tenant filter, shared by the apps' APIs."""
 
 from __future__ import annotations
 
