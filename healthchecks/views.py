@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from functools import wraps
@@ -14,6 +15,11 @@ from smotra import serving
 from smotra.api.errors import error_response
 
 READY_DATABASE_BUDGET_SECONDS = 2.0
+# What unauthenticated callers learn of a database failure; the driver's text (host, port,
+# "connection refused") goes only to the server log.
+DATABASE_UNAVAILABLE = "database: unavailable"
+
+logger = logging.getLogger("smotra.health")
 
 
 def require_get(view):
@@ -30,7 +36,7 @@ def require_get(view):
 
 
 def database_check() -> dict:
-    """Run ``SELECT 1``; report status, message and the time it took."""
+    """Run ``SELECT 1``; report status, message and the time it took (a failure's cause is logged)."""
     started = time.perf_counter()
     try:
         with connection.cursor() as cursor:
@@ -39,8 +45,9 @@ def database_check() -> dict:
     except Exception as exc:  # any driver error means "not healthy"; never a 500 from a health check
         connection.close_if_unusable_or_obsolete()
         elapsed = (time.perf_counter() - started) * 1000
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return {"status": "unhealthy", "message": first_line[:200], "response_time_ms": round(elapsed, 2)}
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        logger.warning("database check failed: %s: %s", type(exc).__name__, first_line[:500])
+        return {"status": "unhealthy", "message": DATABASE_UNAVAILABLE, "response_time_ms": round(elapsed, 2)}
     elapsed = (time.perf_counter() - started) * 1000
     return {"status": "healthy", "message": "ok", "response_time_ms": round(elapsed, 2)}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -19,6 +20,28 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         return True
+
+
+# C0, DEL, C1 and the Unicode line/paragraph separators: a request path or header carrying any of
+# them could otherwise end a log line early and forge the next one (or drive a terminal).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_NO_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def escape(value) -> str:
+    """``str(value)`` with control characters written as ``\\n``, ``\\x1b``, ``\\u2028``... (one line)."""
+    return _CONTROL.sub(_escape_char, str(value))
+
+
+def _json_escape_char(match: re.Match) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _extras(record: logging.LogRecord) -> dict:
@@ -43,17 +66,21 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        # json.dumps escapes C0 itself; DEL, C1 and U+2028/U+2029 (line breaks to many readers) it
+        # leaves raw. They can only occur inside JSON strings here, so a \uXXXX escape is exact.
+        return _CONTROL.sub(_json_escape_char, json.dumps(line, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
-    """``time level logger [request_id] message key=value ...`` on one line (tracebacks follow)."""
+    """``time level logger [request_id] message key=value ...`` on one line, every value escaped
+    (:func:`escape`). A traceback follows on its own lines, other control characters escaped."""
 
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(f"{key}={value}" for key, value in _extras(record).items())
-        request_id = getattr(record, "request_id", request_id_var.get())
-        line = f"{_timestamp(record)} {record.levelname.lower()} {record.name} [{request_id}] {record.getMessage()}"
+        extras = " ".join(f"{escape(key)}={escape(value)}" for key, value in _extras(record).items())
+        request_id = escape(getattr(record, "request_id", request_id_var.get()))
+        message = escape(record.getMessage())
+        line = f"{_timestamp(record)} {record.levelname.lower()} {escape(record.name)} [{request_id}] {message}"
         line = f"{line} {extras}" if extras else line
         if record.exc_info:
-            line = f"{line}\n{self.formatException(record.exc_info)}"
+            line = f"{line}\n{_CONTROL_NO_NEWLINE.sub(_escape_char, self.formatException(record.exc_info))}"
         return line

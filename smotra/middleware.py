@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import time
+from urllib.parse import unquote
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from gunicorn.http.errors import ParseException
 from uuid6 import uuid7
 
 from smotra.api.errors import error_response
@@ -103,27 +106,59 @@ class CorsMiddleware:
         return response
 
 
+# Registration, claim, heartbeat, report and the login routes: small JSON objects, under any of the
+# three mounts (/api/v1, /v1, the root). Unauthenticated routes among them must not buffer 10 MB each.
+_SMALL_BODY_ROUTE = re.compile(
+    r"/(?:agent/register|agents?/claim|agent/[^/]+/(?:heartbeat|report)|auth/(?:token|logout))/?$"
+)
+
+
+def body_limit(path: str) -> int:
+    """The largest body accepted on ``path``: ``agent.max_body_bytes`` on the small routes,
+    ``results.max_body_bytes`` on every other API path, DATA_UPLOAD_MAX_MEMORY_SIZE elsewhere (admin).
+
+    ``path`` may be raw (gunicorn's worker asks before Django decodes it): percent-escapes are
+    decoded first, so ``/agent/regist%65r``, which Django routes to registration, is small too."""
+    if "%" in path:
+        path = unquote(path)
+    if not is_api_path(path):
+        return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or settings.SMOTRA.results.max_body_bytes
+    if _SMALL_BODY_ROUTE.search(path):
+        return settings.SMOTRA.agent.max_body_bytes
+    return settings.SMOTRA.results.max_body_bytes
+
+
 class BodySizeLimitMiddleware:
-    """Refuse API bodies whose declared length exceeds ``results.max_body_bytes`` with a JSON 413,
-    before anything reads them. Chunked bodies are read here, at most limit + 1 bytes."""
+    """Refuse bodies over the route's limit (:func:`body_limit`) with a JSON 413, before anything
+    reads them. Chunked bodies are read here, at most limit + 1 bytes, on every path. The limit is
+    left on the request (``request.body_limit``) for the JSON parser."""
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.limit = settings.SMOTRA.results.max_body_bytes
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if is_api_path(request.path):
+        limit = body_limit(request.path)
+        request.body_limit = limit
+        return self._refusal(request, limit) or self.get_response(request)
+
+    def _refusal(self, request: HttpRequest, limit: int) -> HttpResponse | None:
+        length = 0
+        if is_api_path(request.path):  # elsewhere Django itself enforces DATA_UPLOAD_MAX_MEMORY_SIZE
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 return error_response(400, "bad_request", "Content-Length is not a number.")
-            if not length and self._chunked(request):
-                length = self._read_chunked(request)
-            if length > self.limit:
-                return error_response(
-                    413, "payload_too_large", f"Request body exceeds the limit of {self.limit} bytes."
-                )
-        return self.get_response(request)
+        if not length and self._chunked(request):
+            try:
+                length = self._read_chunked(request, limit)
+            except (ParseException, OSError, ValueError):
+                # gunicorn raises InvalidChunkSize, ChunkMissingTerminator (ParseException) or
+                # NoMoreData (an OSError) on bad framing or a client that hangs up mid-body; a
+                # read from a stream already closed raises ValueError.
+                return error_response(400, "bad_request", "The chunked request body is malformed.")
+        if length > limit:
+            return error_response(413, "payload_too_large", f"Request body exceeds the limit of {limit} bytes.")
+        return None
 
     @staticmethod
     def _chunked(request: HttpRequest) -> bool:
@@ -132,9 +167,10 @@ class BodySizeLimitMiddleware:
         encoding = request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
         return "chunked" in encoding and bool(request.META.get("wsgi.input_terminated"))
 
-    def _read_chunked(self, request: HttpRequest) -> int:
-        body = request.META["wsgi.input"].read(self.limit + 1)
-        if len(body) <= self.limit:  # hand it on as a body of known length
+    @staticmethod
+    def _read_chunked(request: HttpRequest, limit: int) -> int:
+        body = request.META["wsgi.input"].read(limit + 1)
+        if len(body) <= limit:  # hand it on as a body of known length
             request._stream = io.BytesIO(body)
             request.META["CONTENT_LENGTH"] = str(len(body))
         return len(body)

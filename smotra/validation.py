@@ -5,6 +5,7 @@ its time there. These plain functions check JSON values and raise :class:`Invali
 
 from __future__ import annotations
 
+import sys
 import uuid
 from datetime import UTC, datetime
 
@@ -100,17 +101,66 @@ def number_list(obj: dict, key: str, path: str, *, required: bool = False, max_i
     return value
 
 
-_SCALARS = frozenset({int, float, bool, type(None)})
+# Deeper JSON is refused: nothing the agent sends nests past a handful of levels, and recursive
+# code (ours, the json encoder, database adapters) must never meet a document ~1,000 levels deep.
+MAX_JSON_DEPTH = 64
+
+NUL = "nul"
+TOO_DEEP = "too_deep"
+
+
+def json_problem(value, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """``NUL`` when any string (or key) of a parsed JSON value holds U+0000, ``TOO_DEEP`` when it nests
+    more than ``max_depth`` arrays/objects (the value itself is level 1), else None.
+
+    One iterative walk for both (it runs on every item of every batch): PostgreSQL text and jsonb
+    cannot store U+0000, and one such string would fail a whole batch's INSERT, resent forever."""
+    kind = type(value)
+    if kind is str:
+        return NUL if "\x00" in value else None
+    if kind is not dict and kind is not list:
+        return None
+    pending = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > max_depth:
+            return TOO_DEEP
+        if type(node) is dict:
+            if "\x00" in "".join(node):  # JSON keys are strings
+                return NUL
+            node = node.values()
+        for item in node:
+            kind = type(item)
+            if kind is str:
+                if "\x00" in item:
+                    return NUL
+            elif kind is dict or kind is list:
+                pending.append((item, depth + 1))
+    return None
 
 
 def contains_nul(value) -> bool:
-    """Whether any string (or key) in a parsed JSON value holds U+0000. PostgreSQL text and jsonb
-    cannot store it: one such string would fail a whole batch's INSERT, resent by the agent forever."""
-    kind = type(value)
-    if kind is str:
-        return "\x00" in value
-    if kind is dict:
-        return any("\x00" in key or (type(item) not in _SCALARS and contains_nul(item)) for key, item in value.items())
-    if kind is list:
-        return any(type(item) not in _SCALARS and contains_nul(item) for item in value)
-    return False
+    """Whether any string (or key) in a parsed JSON value holds U+0000, at any depth."""
+    return json_problem(value, max_depth=sys.maxsize) == NUL
+
+
+def refuse_hostile(value, path: str, *, known: tuple[str, ...] = (), prefix: str = "") -> None:
+    """Raise :class:`Invalid` naming ``path`` when ``value`` holds a NUL or nests deeper than
+    :data:`MAX_JSON_DEPTH`. Too deep names the first of the dotted ``known`` sub-paths (deepest
+    first, e.g. ``agent_status.cache_stats``, ``agent_status``) that holds the excess, as
+    ``prefix + sub_path``; the walk is repeated only then, on the refused value."""
+    problem = json_problem(value)
+    if problem == NUL:
+        raise Invalid(f"{path} must not contain NUL (U+0000) characters.", field=path)
+    if problem == TOO_DEEP:
+        field = next((prefix + sub for sub in known if _too_deep_at(value, sub)), path)
+        limit = f"at most {MAX_JSON_DEPTH} levels of arrays and objects, counted from {path}"
+        raise Invalid(f"{field} is nested too deeply: {limit}.", field=field)
+
+
+def _too_deep_at(value, dotted: str) -> bool:
+    depth = 1
+    for key in dotted.split("."):
+        value = value.get(key) if type(value) is dict else None
+        depth += 1
+    return value is not None and json_problem(value, MAX_JSON_DEPTH - depth + 1) == TOO_DEEP

@@ -28,10 +28,12 @@ def _refuse_constant(name: str):
 class StrictJSONParser(JSONParser):
     """RFC 8259 JSON only: UTF-8, no NaN/Infinity, bounded size, a clear error otherwise.
 
-    Deep nesting needs no scan of our own: the C decoder raises RecursionError, answered as invalid_json."""
+    The size limit is the route's (``request.body_limit``, set by BodySizeLimitMiddleware), else
+    ``results.max_body_bytes``. Nesting beyond what the C decoder accepts (~1,000 levels, a
+    RecursionError) is invalid_json; the services refuse anything past MAX_JSON_DEPTH."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = settings.SMOTRA.results.max_body_bytes
+        limit = _body_limit(parser_context)
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
             raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
@@ -55,28 +57,38 @@ class StrictJSONParser(JSONParser):
         return data
 
 
-def _has_lone_surrogate(data) -> bool:
-    try:
-        return _lone_surrogate_in(data)
-    except RecursionError:  # nested nearly as deep as the decoder allows: refuse rather than guess
-        return True
-
-
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
-def _lone_surrogate_in(value) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_lone_surrogate_in(key) or _lone_surrogate_in(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_lone_surrogate_in(item) for item in value)
+def _has_lone_surrogate(data) -> bool:
+    """Whether any string or key of ``data`` holds an unpaired surrogate: an iterative walk, so a
+    document nested as deep as the decoder allows (~1,000 levels) costs no recursion."""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value)  # the keys
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
     return False
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _body_limit(parser_context) -> int:
+    request = (parser_context or {}).get("request")
+    limit = getattr(request, "body_limit", None) if request is not None else None
+    return limit if isinstance(limit, int) else settings.SMOTRA.results.max_body_bytes
 
 
 def _declared_length(parser_context) -> int | None:

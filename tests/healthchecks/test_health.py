@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 import time_machine
+from django.db import OperationalError
 
+from healthchecks import views
 from smotra import __version__
 from tests.server import start_server
 
 DEAD_DATABASE_URL = "postgres://postgres@127.0.0.1:1/nothing"
+DRIVER_ERROR = 'connection to server at "db.internal" (10.1.2.3), port 5432 failed: Connection refused'
 
 
 @pytest.mark.django_db
@@ -91,7 +94,8 @@ def test_it_reports_a_dead_database_as_unhealthy(transactional_db, tmp_path):
     body = health.json()
     assert body["status"] == "unhealthy"
     assert body["components"]["database"]["status"] == "unhealthy"
-    assert body["components"]["database"]["message"]
+    assert body["components"]["database"]["message"] == "database: unavailable"
+    assert b"refused" not in health.body and b"refused" not in ready.body
     assert ready.status == 503
     assert ready.json()["status"] == "not_ready"
     assert live.status == 200
@@ -99,9 +103,51 @@ def test_it_reports_a_dead_database_as_unhealthy(transactional_db, tmp_path):
     statuses = [json.loads(line)["status"] for line in server.log().splitlines() if '"smotra.access"' in line]
     assert statuses and 500 not in statuses
     assert "Traceback" not in server.log()
+    # The cause is for the operator: one warning line per failed check, in the server log only.
+    causes = [json.loads(line) for line in server.log().splitlines() if '"smotra.health"' in line]
+    assert len(causes) == 2
+    assert all(cause["level"] == "warning" and "refused" in cause["message"] for cause in causes)
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/healthz", "/healthz/ready", "/healthz/live"])
 def test_it_answers_head_for_load_balancers(client, path):
     assert client.head(path).status_code == 200
+
+
+class DeadConnection:
+    """Stands in for ``django.db.connection`` when the database cannot be reached."""
+
+    def cursor(self):
+        raise OperationalError(f"{DRIVER_ERROR}\n\tIs the server running on that host and accepting connections?")
+
+    def close_if_unusable_or_obsolete(self):
+        pass
+
+
+@pytest.fixture
+def dead_database(monkeypatch):
+    monkeypatch.setattr(views, "connection", DeadConnection())
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/healthz/ready"])
+def test_a_database_failure_tells_callers_nothing_about_the_database(client, dead_database, path):
+    response = client.get(path)
+
+    assert response.status_code == 503
+    body = response.json()
+    database = body["components"]["database"] if path == "/healthz" else body["database"]
+    assert set(database) == {"status", "message", "response_time_ms"}
+    assert (database["status"], database["message"]) == ("unhealthy", "database: unavailable")
+    assert body["status"] == ("unhealthy" if path == "/healthz" else "not_ready")
+    for secret in (b"db.internal", b"10.1.2.3", b"5432", b"refused", b"OperationalError"):
+        assert secret not in response.content
+
+
+def test_a_database_failure_is_logged_as_one_warning_line(client, dead_database, caplog):
+    with caplog.at_level("WARNING", logger="smotra.health"):
+        client.get("/healthz")
+
+    [entry] = [entry for entry in caplog.records if entry.name == "smotra.health"]
+    assert entry.levelname == "WARNING"
+    assert entry.getMessage() == f"database check failed: OperationalError: {DRIVER_ERROR}"

@@ -1,7 +1,8 @@
 """``manage.py prune_results [--older-than 30d] [--chunk 5000]``: enforce ``results.retention``.
 
-Deletes results and vitals older than the retention in bounded chunks, each its own short
-transaction, so ingestion carries on beside it. Schedule it daily (cron, systemd timer, CronJob)."""
+Deletes results, vitals and unknown-endpoint records (by their last sighting) older than the
+retention in bounded chunks, each its own short transaction, so ingestion carries on beside it.
+Schedule it daily (cron, systemd timer, CronJob)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from results.models import CheckResult, Heartbeat
+from results.models import CheckResult, Heartbeat, UnknownEndpoint
 from smotra.config import ConfigError, parse_age
 
 
@@ -27,7 +28,10 @@ def delete_in_chunks(queryset, chunk: int) -> int:
 
 
 class Command(BaseCommand):
-    help = "Delete check results and heartbeats older than results.retention (default 30 days), in chunks."
+    help = (
+        "Delete check results, heartbeats and unknown endpoints not seen since results.retention "
+        "(default 30 days), in chunks."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--older-than", help="Override the retention: Go duration or Nd (e.g. 30d).")
@@ -39,7 +43,11 @@ class Command(BaseCommand):
         cutoff = timezone.now() - self.retention(older_than)
         results = delete_in_chunks(CheckResult.objects.filter(checked_at__lt=cutoff), chunk)
         heartbeats = delete_in_chunks(Heartbeat.objects.filter(timestamp__lt=cutoff), chunk)
-        self.stdout.write(f"Deleted {results} result(s) and {heartbeats} heartbeat(s) older than {cutoff.isoformat()}.")
+        unknown = delete_in_chunks(UnknownEndpoint.objects.filter(last_seen_at__lt=cutoff), chunk)
+        self.stdout.write(
+            f"Deleted {results} result(s), {heartbeats} heartbeat(s) and {unknown} unknown endpoint(s) "
+            f"older than {cutoff.isoformat()}."
+        )
 
     @staticmethod
     def retention(text: str | None) -> timedelta:
