@@ -3,6 +3,8 @@
 How `server.*` maps onto gunicorn (README, "Serving"):
 - host/port -> ``bind``; workers -> ``workers`` (default 2 x cores + 1); threads -> ``threads`` (gthread).
 - read_timeout + write_timeout -> ``timeout``: the master restarts a worker silent for that long.
+  read_timeout also bounds the reading of each whole request, done by the worker's poller thread
+  (smotra.gunicorn_worker), so slow clients cannot hold the threads.
 - idle_timeout -> ``keepalive``: how long an idle keep-alive connection stays open.
 - shutdown_timeout - drain_delay -> ``graceful_timeout``: after SIGTERM, in-flight requests get this
   long to finish before workers are killed (`serve` spends drain_delay with readiness at 503 first).
@@ -20,7 +22,8 @@ _server = _config.server
 
 bind = [f"[{_server.host}]:{_server.port}" if ":" in _server.host else f"{_server.host}:{_server.port}"]
 workers = _config.effective_workers
-# gthread, but refusing new connections as soon as a graceful stop begins (see the module).
+# gthread, reading requests before they take a thread, answering its errors in JSON and refusing new
+# connections as soon as a graceful stop begins (see the module).
 worker_class = "smotra.gunicorn_worker.DrainingThreadWorker"
 threads = _server.threads
 timeout = max(1, int(_server.read_timeout + _server.write_timeout))

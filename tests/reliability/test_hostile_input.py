@@ -43,6 +43,8 @@ TABLES = (
 )
 JSON = {"Content-Type": "application/json"}
 DEPTH = 100_000
+# Beyond what the JSON decoder accepts, yet within agent.max_body_bytes (heartbeat, registration).
+SMALL_DEPTH = 5_000
 
 
 @dataclass
@@ -241,16 +243,16 @@ CASES = [
     ),
     Case(f"JSON arrays nested {DEPTH} deep", lambda c: c.post("results", nested_array(DEPTH)), (400,), "invalid_json"),
     Case(
-        f"JSON objects nested {DEPTH} deep",
-        lambda c: c.post("heartbeat", nested_object(DEPTH)),
+        f"JSON objects nested {SMALL_DEPTH} deep",
+        lambda c: c.post("heartbeat", nested_object(SMALL_DEPTH)),
         (400,),
         "invalid_json",
     ),
     Case(
         "nested JSON on registration (no auth)",
         lambda c: (
-            request_head("POST", f"{CANONICAL}/agent/register", JSON, length=2 * DEPTH + 13),
-            nested_array(DEPTH),
+            request_head("POST", f"{CANONICAL}/agent/register", JSON, length=2 * SMALL_DEPTH + 13),
+            nested_array(SMALL_DEPTH),
         ),
         (400,),
         "invalid_json",
@@ -593,7 +595,9 @@ def run_case(ctx: Ctx, case: Case) -> list[str]:
     if reply.from_django and reply.status >= 400:
         try:
             error = check_contract_error(reply.as_response())
-            if case.code and error["error"] != case.code:
+            # What gunicorn refuses before Django sees it is its 400, now in the same error shape.
+            refused_first = case.gunicorn and reply.status == 400 and error["error"] == "bad_request"
+            if case.code and error["error"] != case.code and not refused_first:
                 problems.append(f"error code {error['error']!r}, expected {case.code!r}")
         except (AssertionError, ValueError) as exc:
             problems.append(f"not the contract's error body: {exc}")
@@ -617,6 +621,7 @@ def test_hostile_input_is_refused_cleanly_and_stores_nothing(stack):
     started = time.monotonic()
     ctx = Ctx(stack, monitored_endpoint(stack).pk)
     assert ctx.max_items < 10_000 and ctx.limit > 2 * DEPTH  # the cases below test the limits they mean to
+    assert settings.SMOTRA.agent.max_body_bytes > 7 * SMALL_DEPTH
     failures = {}
     for case in CASES:
         problems = run_case(ctx, case)
