@@ -9,6 +9,8 @@ from smotra.errors import Invalid
 
 
 def _error_details(result: dict, path: str) -> None:
+    """``error_details: {"errors": [str]}``, or the older agents' plain string ``error`` (kept as sent)."""
+    v.string(result, "error", f"{path}.error", max_length=10_000)
     details = v.mapping(result, "error_details", f"{path}.error_details")
     if details is None:
         return
@@ -42,7 +44,8 @@ def _ping(result: dict, p: str) -> dict:
 def _tcp(result: dict, p: str) -> dict:
     return {
         "success": v.boolean(result, "connected", f"{p}.connected", required=True),
-        "resolved_ip": v.string(result, "resolved_ip", f"{p}.resolved_ip", required=True, max_length=64),
+        # Optional: a failed DNS lookup has no address, and it is a down event to store, not bad input.
+        "resolved_ip": v.string(result, "resolved_ip", f"{p}.resolved_ip", max_length=64),
         "latency_ms": v.number(result, "connect_time_ms", f"{p}.connect_time_ms"),
     }
 
@@ -50,7 +53,7 @@ def _tcp(result: dict, p: str) -> dict:
 def _udp(result: dict, p: str) -> dict:
     return {
         "success": v.boolean(result, "probe_successful", f"{p}.probe_successful", required=True),
-        "resolved_ip": v.string(result, "resolved_ip", f"{p}.resolved_ip", required=True, max_length=64),
+        "resolved_ip": v.string(result, "resolved_ip", f"{p}.resolved_ip", max_length=64),  # as tcpconnect
         "latency_ms": v.number(result, "response_time_ms", f"{p}.response_time_ms"),
     }
 
@@ -114,13 +117,14 @@ COLUMN_KEYS = {
 
 
 def check_columns(check_type: str, result, path: str) -> tuple[dict, dict]:
-    """Validate ``result`` for ``check_type``: (column values, details). Raises Invalid."""
+    """Validate ``result`` for ``check_type``: (column values, details). Raises Invalid.
+
+    NUL characters and nesting depth are the caller's to refuse first (``validation.refuse_hostile``
+    on the whole item: one walk per item, not one per part)."""
     if not isinstance(result, dict):
         raise Invalid(f"{path} must be an object.", field=path)
     columns = CHECKS[check_type](result, path)
     _error_details(result, path)
-    if v.contains_nul(result):
-        raise Invalid(f"{path} must not contain NUL (U+0000) characters.", field=path)
     columns["resolved_ip"] = columns.get("resolved_ip") or ""
     details = {key: value for key, value in result.items() if key not in COLUMN_KEYS[check_type]}
     return columns, details

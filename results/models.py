@@ -124,6 +124,9 @@ class UnknownEndpoint(UUIDv7Model):
     last_seen_at = models.DateTimeField()
     count = models.PositiveBigIntegerField(default=0)
     sample_address = models.CharField(max_length=255, blank=True, default="")
+    # The newest result id counted. Agents make UUIDv7 ids (time-ordered) and send oldest first, so
+    # a resent batch holds no id above it and counts nothing again.
+    last_result_id = models.UUIDField(null=True, blank=True, editable=False)
 
     objects = AgentOwnedQuerySet.as_manager()
 
@@ -139,3 +142,53 @@ class UnknownEndpoint(UUIDv7Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint_id} (seen {self.count}x by {self.agent_id})"
+
+
+class Rollup(models.Model):
+    """Aggregates of one (endpoint, agent, check type) over one time bucket, kept additive so that
+    any window and any set of agents is a sum of rows (results/rollups.py maintains them).
+
+    Latency samples: every ping latency, tcpconnect's connect time, the response time of udpconnect,
+    httpget and plugin checks (traceroute has none). ``histogram`` is {"<bucket>": count} over the
+    fixed log-spaced buckets of results/histogram.py; percentiles come from adding those up."""
+
+    endpoint_id = models.UUIDField()
+    bucket = models.DateTimeField(help_text="Start of the bucket (UTC), by the results' own timestamps.")
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+")
+    check_type = models.CharField(max_length=16, choices=CheckType.choices)
+    check_count = models.PositiveIntegerField(default=0)
+    success_count = models.PositiveIntegerField(default=0)
+    failure_count = models.PositiveIntegerField(default=0)
+    packets_sent = models.PositiveBigIntegerField(default=0)
+    packets_received = models.PositiveBigIntegerField(default=0)
+    latency_count = models.PositiveIntegerField(default=0)
+    latency_sum = models.FloatField(default=0.0)
+    latency_min = models.FloatField(null=True, blank=True)
+    latency_max = models.FloatField(null=True, blank=True)
+    histogram = models.JSONField(default=dict)
+
+    objects = AgentOwnedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.check_type} {self.endpoint_id} by {self.agent_id} @ {self.bucket:%Y-%m-%d %H:%M}"
+
+
+class MinuteRollup(Rollup):
+    """One minute of results (kept ``results.minute_rollup_retention``, 14 days by default)."""
+
+    pk = models.CompositePrimaryKey("endpoint_id", "bucket", "agent_id", "check_type")
+
+    class Meta:
+        indexes = [models.Index(fields=["agent", "bucket"], name="minute_rollup_agent_time")]
+
+
+class HourRollup(Rollup):
+    """One hour of results (kept ``results.hour_rollup_retention``, 400 days by default)."""
+
+    pk = models.CompositePrimaryKey("endpoint_id", "bucket", "agent_id", "check_type")
+
+    class Meta:
+        indexes = [models.Index(fields=["agent", "bucket"], name="hour_rollup_agent_time")]

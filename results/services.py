@@ -53,9 +53,14 @@ def status_fields(status: dict, path: str = "") -> dict:
     }
 
 
-def _refuse_nul(body: dict) -> None:
-    if v.contains_nul(body):
-        raise Invalid("The body must not contain NUL (U+0000) characters.", field="body")
+# Objects of a heartbeat body whose name a too-deep value is reported under (deepest first).
+_HEARTBEAT_OBJECTS = ("agent_status.cache_stats", "agent_status", "metrics")
+_REPORT_OBJECTS = ("cache_stats",)
+
+
+def _refuse_hostile(body: dict, known: tuple[str, ...]) -> None:
+    """NUL characters (field ``body``) and nesting beyond MAX_JSON_DEPTH (the deepest known object)."""
+    v.refuse_hostile(body, "body", known=known)
 
 
 def heartbeat_record(*, agent: Agent, body) -> Heartbeat:
@@ -75,7 +80,7 @@ def heartbeat_record(*, agent: Agent, body) -> Heartbeat:
         vitals.pop("agent_uptime_secs")
         status_object, version = None, None
         health = v.string(body, "status", "status", max_length=32)
-    _refuse_nul(body)
+    _refuse_hostile(body, _HEARTBEAT_OBJECTS)
     heartbeat = Heartbeat.objects.create(
         agent=agent,
         timestamp=v.timestamp(body, "timestamp", "timestamp") or now,
@@ -95,7 +100,7 @@ def status_report_record(*, agent: Agent, body) -> datetime:
         raise Invalid("The status report must be a JSON object.", field="body")
     now = timezone.now()
     fields = status_fields(body)
-    _refuse_nul(body)
+    _refuse_hostile(body, _REPORT_OBJECTS)
     AgentStatusReport.objects.bulk_create(
         [AgentStatusReport(agent=agent, received_at=now, **fields)],
         update_conflicts=True,
@@ -159,6 +164,9 @@ def _candidate(agent: Agent, index: int, item, now: datetime) -> _Candidate:
     path = f"results[{index}]"
     if not isinstance(item, dict):
         raise Invalid(f"{path} must be an object.", field=path)
+    # One walk over the whole item, first: NUL anywhere, and depth counted from the item, so a
+    # 990-level item is refused alone before anything else looks at it.
+    v.refuse_hostile(item, path, known=("check_type.result",), prefix=f"{path}.")
     result_id = v.uuid_value(item, "id", f"{path}.id")
     if v.uuid_value(item, "agent_id", f"{path}.agent_id") != agent.pk:
         raise DomainError("agent_id is not the authenticated agent.", code="agent_id_mismatch")
@@ -226,26 +234,55 @@ def _known_endpoints_only(agent, candidates, outcome, items, now) -> list[_Candi
     return kept
 
 
-def _remember_unknown(agent: Agent, unknown: dict, now: datetime) -> None:
-    for endpoint_id, seen in unknown.items():
-        sample = next((candidate.address_hint for candidate in seen if candidate.address_hint), "")
-        updated = UnknownEndpoint.objects.filter(agent=agent, endpoint_id=endpoint_id).update(
-            count=F("count") + len(seen), last_seen_at=now
-        )
-        if not updated:
-            UnknownEndpoint.objects.bulk_create(
-                [
-                    UnknownEndpoint(
-                        agent=agent,
-                        endpoint_id=endpoint_id,
-                        first_seen_at=now,
-                        last_seen_at=now,
-                        count=len(seen),
-                        sample_address=sample,
-                    )
-                ],
-                ignore_conflicts=True,
-            )
+@transaction.atomic
+def _remember_unknown(agent: Agent, unknown: dict[UUID, list[_Candidate]], now: datetime) -> None:
+    """Count results per unknown endpoint id of this agent (count, first/last seen, a sample address).
+
+    At most ``agent.max_unknown_endpoints`` ids are remembered per agent: ids it already has keep
+    counting, new ones beyond the cap are only counted in a metric, so random ids cannot grow the
+    table without bound. The agent's row lock (as in :func:`_store`) keeps concurrent batches from
+    passing the cap together. Only result ids not counted before count: a resent batch adds nothing."""
+    if not unknown:
+        return
+    _lock_agent(agent)
+    rows = UnknownEndpoint.objects.filter(agent=agent)
+    known = {row.endpoint_id: row for row in rows.filter(endpoint_id__in=list(unknown))}
+    rows.filter(endpoint_id__in=list(known)).update(last_seen_at=now)
+    for endpoint_id, row in known.items():
+        fresh = _fresh_ids(unknown[endpoint_id], row.last_result_id)
+        if fresh:
+            rows.filter(pk=row.pk).update(count=F("count") + len(fresh), last_result_id=max(fresh))
+    new = [endpoint_id for endpoint_id in unknown if endpoint_id not in known]
+    room = max(0, settings.SMOTRA.agent.max_unknown_endpoints - rows.count()) if new else 0
+    rows_to_add = [_unknown_row(agent, key, unknown[key], now) for key in new[:room]]
+    UnknownEndpoint.objects.bulk_create(rows_to_add, ignore_conflicts=True)
+    if len(new) > room:
+        metrics.UNKNOWN_ENDPOINTS_DROPPED.inc(len(new) - room)
+
+
+def _fresh_ids(seen: list[_Candidate], counted_up_to: UUID | None) -> set[UUID]:
+    """Result ids not counted before: above the newest one counted (repeats in a batch count once)."""
+    ids = {candidate.result.id for candidate in seen}
+    return ids if counted_up_to is None else {result_id for result_id in ids if result_id > counted_up_to}
+
+
+def _unknown_row(agent: Agent, endpoint_id: UUID, seen: list[_Candidate], now: datetime):
+    sample = next((candidate.address_hint for candidate in seen if candidate.address_hint), "")
+    ids = _fresh_ids(seen, None)
+    return UnknownEndpoint(
+        agent=agent,
+        endpoint_id=endpoint_id,
+        first_seen_at=now,
+        last_seen_at=now,
+        count=len(ids),
+        sample_address=sample,
+        last_result_id=max(ids),
+    )
+
+
+def _lock_agent(agent: Agent) -> None:
+    """Lock the agent's row until the transaction ends: one agent's batches are stored one at a time."""
+    list(Agent.objects.filter(pk=agent.pk).select_for_update(no_key=True).values_list("pk", flat=True))
 
 
 @transaction.atomic
@@ -254,7 +291,7 @@ def _store(agent: Agent, candidates: list[_Candidate], outcome: IngestOutcome) -
     duplicates. A resend racing this one (the agent timed out and sent again) waits on the agent's
     row, so it finds these ids stored and does not count them as accepted too; ON CONFLICT DO
     NOTHING remains the last guard against ids shared between agents."""
-    list(Agent.objects.filter(pk=agent.pk).select_for_update(no_key=True).values_list("pk", flat=True))
+    _lock_agent(agent)
     ids = [candidate.result.id for candidate in candidates]
     stored = set(CheckResult.objects.filter(pk__in=ids).values_list("pk", flat=True))
     fresh: dict[UUID, CheckResult] = {}

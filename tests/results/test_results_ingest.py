@@ -411,12 +411,12 @@ def test_it_remembers_an_unknown_endpoint_per_agent(client, agent, endpoint):
     with time_machine.travel(NOW, tick=False) as clock:
         body = ingest(client, agent, batch)
         clock.shift(timedelta(minutes=1))
-        ingest(client, agent, batch)
+        ingest(client, agent, batch)  # resent: seen again, not counted again
 
     assert [rejection["error"] for rejection in body["rejected"]] == ["unknown_endpoint", "unknown_endpoint"]
     unknown = UnknownEndpoint.objects.get()
     assert (unknown.agent_id, str(unknown.endpoint_id)) == (agent.pk, unknown_id)
-    assert unknown.count == 4
+    assert unknown.count == 2
     assert (unknown.first_seen_at, unknown.last_seen_at) == (NOW, NOW + timedelta(minutes=1))
     assert unknown.sample_address == "203.0.113.5"
     assert not CheckResult.objects.exists()
@@ -578,3 +578,32 @@ def test_accepted_items_are_stored_all_or_none(client, agent, endpoint):
     assert Agent.objects.get(pk=agent.pk).last_result_at is None
 
     assert ingest(client, agent, items)["accepted"] == 600  # the agent's resend then succeeds
+
+
+# ---------------------------------------------------------------------------------------------
+# A failed DNS lookup is a down event, and older agents' string errors are error text
+
+
+@pytest.mark.parametrize(
+    ("check_type", "result"),
+    [
+        ("tcpconnect", {"resolved_ip": None, "connected": False, "connect_time_ms": None, "error": "dns: NXDOMAIN"}),
+        ("udpconnect", {"probe_successful": False, "response_time_ms": None, "error_details": {"errors": ["dns"]}}),
+    ],
+)
+def test_a_failed_lookup_is_stored_as_a_failed_check(client, agent, endpoint, check_type, result):
+    body = ingest(client, agent, [result_item(agent.pk, endpoint.pk, check_type, result)])
+
+    assert (body["accepted"], body["rejected"]) == (1, [])
+    stored = CheckResult.objects.get()
+    assert (stored.success, stored.resolved_ip, stored.latency_ms) == (False, "", None)
+    assert stored.details.get("error", stored.details.get("error_details")) in ("dns: NXDOMAIN", {"errors": ["dns"]})
+
+
+@pytest.mark.parametrize("error", [5, ["a"], {"b": 1}, "x" * 10_001])
+def test_a_string_error_must_be_a_string(client, agent, endpoint, error):
+    result = {**SAMPLES["tcpconnect"], "error": error}
+    body = ingest(client, agent, [result_item(agent.pk, endpoint.pk, "tcpconnect", result)])
+
+    assert [rejection["error"] for rejection in body["rejected"]] == ["validation_error"]
+    assert "check_type.result.error" in body["rejected"][0]["message"]

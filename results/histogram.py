@@ -1,0 +1,73 @@
+"""Latency histograms with fixed log-spaced buckets: mergeable by adding counts, so the percentiles of
+any window and any set of agents come from summing buckets, never from averaging percentiles.
+
+Bucket 0 holds [0, 0.1] ms; bucket i >= 1 holds (0.1 * G**(i-1), 0.1 * G**i] ms. A bucket is reported
+as the value whose relative distance to both of its bounds is (G - 1) / (G + 1): with G = 1.04 that is
+1.96 %, so a percentile read from the histogram is within 2 % of the exact nearest-rank percentile of
+the samples (or within 0.05 ms, below 0.1 ms). Reported values are clamped to the samples' min and max.
+
+A histogram is stored as a JSON object ``{"<bucket>": count}`` holding only the non-empty buckets."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+GROWTH = 1.04
+FLOOR_MS = 0.1
+LAST_BUCKET = 800  # 0.1 ms * 1.04**800: about 4e12 ms; anything larger is counted there
+_LOG_GROWTH = math.log(GROWTH)
+
+
+def bucket_of(value_ms: float) -> int:
+    """The bucket a latency sample falls in (float-safe at the bounds)."""
+    if value_ms <= FLOOR_MS:
+        return 0
+    index = math.ceil(math.log(value_ms / FLOOR_MS) / _LOG_GROWTH)
+    # log() rounding can put a value sitting on a bound one bucket off; settle it exactly.
+    if index > 1 and FLOOR_MS * GROWTH ** (index - 1) >= value_ms:
+        index -= 1
+    elif FLOOR_MS * GROWTH**index < value_ms:
+        index += 1
+    return min(max(index, 1), LAST_BUCKET)
+
+
+def bucket_value(index: int) -> float:
+    """The value reported for a bucket: equally far, relatively, from its two bounds."""
+    if index == 0:
+        return FLOOR_MS / 2
+    return FLOOR_MS * GROWTH**index * 2 / (GROWTH + 1)
+
+
+def histogram_of(samples: Iterable[float]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for sample in samples:
+        key = str(bucket_of(sample))
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def histogram_add(into: dict[str, int], other: Mapping[str, int]) -> dict[str, int]:
+    """Add ``other``'s counts into ``into`` (in place) and return it."""
+    for key, count in other.items():
+        into[key] = into.get(key, 0) + count
+    return into
+
+
+def percentile(histogram: Mapping[str, int], p: float, *, low: float | None, high: float | None) -> float | None:
+    """The nearest-rank ``p``-th percentile (0 < p <= 100) of the samples behind ``histogram``."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank = max(1, math.ceil(p / 100 * total))
+    seen = 0
+    for index in sorted(int(key) for key in histogram):
+        seen += histogram[str(index)]
+        if seen >= rank:
+            value = bucket_value(index)
+            if low is not None:
+                value = max(value, low)
+            if high is not None:
+                value = min(value, high)
+            return value
+    return high  # unreachable: the counts add up to total

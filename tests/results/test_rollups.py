@@ -1,0 +1,117 @@
+"""Rollups: additive upserts that keep the latency distribution (results/rollups.py, histogram.py)."""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from results.histogram import bucket_of, histogram_of, percentile
+from results.models import CheckResult, HourRollup, MinuteRollup
+from results.rollups import rollups_add
+from tests.factories import AgentFactory, EndpointFactory
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 11, 30, 10, 0, 0, tzinfo=UTC)
+
+
+def ping(agent, endpoint, at, latencies, failures=0):
+    return CheckResult(
+        id=uuid.uuid4(),
+        agent=agent,
+        endpoint_id=endpoint.pk,
+        check_type="ping",
+        success=bool(latencies),
+        checked_at=at,
+        received_at=at,
+        latency_ms=None,
+        packets_sent=len(latencies) + failures,
+        packets_received=len(latencies),
+        details={"success_latencies": latencies, "successes": len(latencies), "failures": failures},
+    )
+
+
+def tcp(agent, endpoint, at, connect_ms, connected=True):
+    return CheckResult(
+        id=uuid.uuid4(),
+        agent=agent,
+        endpoint_id=endpoint.pk,
+        check_type="tcpconnect",
+        success=connected,
+        checked_at=at,
+        received_at=at,
+        latency_ms=connect_ms,
+        details={},
+    )
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_percentiles_are_within_two_percent_of_the_exact_nearest_rank(seed):
+    rng = random.Random(seed)
+    samples = [
+        rng.lognormvariate(math.log(rng.choice([0.3, 5, 40, 250])), rng.choice([0.1, 0.6, 1.5]))
+        for _ in range(rng.randint(1, 400))
+    ]
+    ordered = sorted(samples)
+    histogram = histogram_of(samples)
+    for p in (1, 5, 50, 95, 99, 100):
+        exact = ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
+        reported = percentile(histogram, p, low=ordered[0], high=ordered[-1])
+        assert abs(reported - exact) <= max(0.02 * exact, 0.1), (p, exact, reported)
+
+
+def test_bucket_bounds_are_settled_exactly():
+    assert bucket_of(0) == bucket_of(0.1) == 0
+    assert bucket_of(0.1 * 1.04**7) == 7 and bucket_of(0.1 * 1.04**7 * 1.0000001) == 8
+    assert bucket_of(1e300) == 800
+
+
+def test_two_batches_into_one_bucket_add_up(section_a):
+    agent, endpoint = AgentFactory(section=section_a), EndpointFactory(section=section_a)
+    rollups_add([ping(agent, endpoint, T0 + timedelta(seconds=5), [10.0, 12.0], failures=1)])
+    rollups_add(
+        [
+            ping(agent, endpoint, T0 + timedelta(seconds=40), []),  # a failed ping: no samples
+            tcp(agent, endpoint, T0 + timedelta(seconds=50), 3.0),
+        ]
+    )
+    ping_row = MinuteRollup.objects.get(check_type="ping")
+    assert (ping_row.bucket, ping_row.check_count, ping_row.success_count, ping_row.failure_count) == (T0, 2, 1, 1)
+    assert (ping_row.packets_sent, ping_row.packets_received) == (3, 2)
+    assert (ping_row.latency_count, ping_row.latency_sum, ping_row.latency_min, ping_row.latency_max) == (
+        2,
+        22.0,
+        10.0,
+        12.0,
+    )
+    assert sum(ping_row.histogram.values()) == 2
+    assert MinuteRollup.objects.get(check_type="tcpconnect").latency_min == 3.0
+    assert HourRollup.objects.get(check_type="ping").check_count == 2
+
+
+def test_histograms_merge_in_the_database(section_a):
+    agent, endpoint = AgentFactory(section=section_a), EndpointFactory(section=section_a)
+    first, second = [1.0, 1.0, 50.0], [1.0, 200.0]
+    rollups_add([ping(agent, endpoint, T0, first)])
+    rollups_add([ping(agent, endpoint, T0 + timedelta(seconds=30), second)])
+    stored = MinuteRollup.objects.get()
+    assert stored.histogram == histogram_of(first + second)
+    assert (stored.latency_min, stored.latency_max) == (1.0, 200.0)
+
+
+def test_buckets_follow_the_results_own_time(section_a):
+    agent, endpoint = AgentFactory(section=section_a), EndpointFactory(section=section_a)
+    rollups_add([tcp(agent, endpoint, T0 + timedelta(minutes=61, seconds=59), 1.0)])
+    assert MinuteRollup.objects.get().bucket == T0 + timedelta(minutes=61)
+    assert HourRollup.objects.get().bucket == T0 + timedelta(hours=1)
+
+
+def test_deleting_the_agent_deletes_its_rollups(section_a):
+    agent, endpoint = AgentFactory(section=section_a), EndpointFactory(section=section_a)
+    rollups_add([tcp(agent, endpoint, T0, 1.0)])
+    agent.delete()
+    assert not MinuteRollup.objects.exists() and not HourRollup.objects.exists()
