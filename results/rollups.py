@@ -25,8 +25,10 @@ LATENCY_TYPES = {"tcpconnect", "udpconnect", "httpget", "plugin"}  # latency_ms 
 
 
 def bucket_start(moment: datetime, width: timedelta) -> datetime:
-    seconds = int(width.total_seconds())
-    return datetime.fromtimestamp(int(moment.timestamp()) // seconds * seconds, moment.tzinfo)
+    """The start of the minute or hour ``moment`` is in (by field, so any valid date works)."""
+    if width == timedelta(hours=1):
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(second=0, microsecond=0)
 
 
 def latency_samples(result: CheckResult) -> list[float]:
@@ -82,7 +84,7 @@ def rollups_add(results: list[CheckResult]) -> None:
     if not results:
         return
     for model, width in RESOLUTIONS.values():
-        _upsert(model, cells_of(results, width))
+        upsert_cells(model, cells_of(results, width))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,7 +150,7 @@ def _upsert_sql(table: str, rows: int) -> str:
     return _SQL_CACHE[key]
 
 
-def _upsert(model, cells: dict[tuple, Cell], chunk: int = 500) -> None:
+def upsert_cells(model, cells: dict[tuple, Cell], chunk: int = 500) -> None:
     """One statement per ``chunk`` rows, in key order (the same order in every transaction)."""
 
     bucket_field = model._meta.get_field("bucket")

@@ -18,6 +18,7 @@ from agents.services.presence import agent_seen
 from endpoints.models import Endpoint
 from results.checks import CHECKS, check_columns
 from results.models import CheckResult, UnknownEndpoint
+from results.rollups import rollups_add
 from smotra import metrics
 from smotra import validation as v
 from smotra.errors import DomainError, Invalid
@@ -208,6 +209,7 @@ def _store(agent: Agent, candidates: list[_Candidate], outcome: IngestOutcome) -
         else:
             fresh[candidate.result.id] = candidate.result
     CheckResult.objects.bulk_create(fresh.values(), ignore_conflicts=True, batch_size=500)
+    rollups_add(list(fresh.values()))  # only what was stored now, in its transaction: exactly once
     outcome.accepted = len(fresh)
     return list(fresh.values())
 

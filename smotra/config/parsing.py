@@ -228,7 +228,13 @@ def _results(source: str, doc: dict[str, Any]) -> ResultsConfig:
         doc,
         "results",
         ResultsConfig,
-        {"max_batch_items": _positive, "max_body_bytes": _positive, "retention": parse_duration},
+        {
+            "max_batch_items": _positive,
+            "max_body_bytes": _positive,
+            "retention": parse_duration,
+            "minute_rollup_retention": parse_duration,
+            "hour_rollup_retention": parse_duration,
+        },
     )
 
 

@@ -117,6 +117,8 @@ class ResultsConfig:
     max_batch_items: int = 1000
     max_body_bytes: int = 10 * 1024 * 1024
     retention: float = 30 * 86400.0
+    minute_rollup_retention: float = 14 * 86400.0
+    hour_rollup_retention: float = 400 * 86400.0
 
 
 @dataclass(frozen=True)

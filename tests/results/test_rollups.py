@@ -115,3 +115,94 @@ def test_deleting_the_agent_deletes_its_rollups(section_a):
     rollups_add([tcp(agent, endpoint, T0, 1.0)])
     agent.delete()
     assert not MinuteRollup.objects.exists() and not HourRollup.objects.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the agent API: maintained by ingestion, exactly once; pruned by their own retention
+
+
+def post_batch(client, agent, items):
+    from tests.results import key_header
+
+    response = client.post(f"/api/v1/agent/{agent.pk}/results", {"results": items}, format="json", **key_header())
+    assert response.status_code == 202, response.content
+    return response.json()
+
+
+def test_ingestion_feeds_the_rollups_and_a_resend_changes_none(api_client, section_a):
+    from tests.results import agent_with_key, result_item
+
+    agent, endpoint = agent_with_key(section_a), EndpointFactory(section=section_a)
+    items = [result_item(agent.pk, endpoint.pk, "ping"), result_item(agent.pk, endpoint.pk, "tcpconnect")]
+    post_batch(api_client, agent, items)
+    before = sorted(MinuteRollup.objects.values_list("check_type", "check_count", "latency_count", "histogram"))
+    assert [(row[0], row[1], row[2]) for row in before] == [("ping", 1, 2), ("tcpconnect", 1, 1)]
+    assert post_batch(api_client, agent, items)["duplicates_skipped"] == 2
+    after = sorted(MinuteRollup.objects.values_list("check_type", "check_count", "latency_count", "histogram"))
+    assert after == before
+    assert HourRollup.objects.count() == 2
+
+
+def test_prune_results_prunes_each_rollup_by_its_retention(section_a):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    agent, endpoint = AgentFactory(section=section_a), EndpointFactory(section=section_a)
+    now = timezone.now()
+    for age in (timedelta(days=1), timedelta(days=15), timedelta(days=401)):
+        rollups_add([tcp(agent, endpoint, now - age, 1.0)])
+    out = StringIO()
+    call_command("prune_results", "--chunk", "1", stdout=out)
+    assert "2 minute and 1 hour rollup(s)" in out.getvalue()
+    assert MinuteRollup.objects.count() == 1 and HourRollup.objects.count() == 2
+
+
+def _snapshot():
+    rows = []
+    for model in (MinuteRollup, HourRollup):
+        for row in model.objects.order_by("endpoint_id", "bucket", "agent_id", "check_type").values():
+            row["latency_sum"] = round(row["latency_sum"], 6)  # summation order differs, not the sum
+            rows.append((model.__name__, row))
+    return rows
+
+
+def test_rebuild_rollups_equals_the_incremental_rollups(api_client, section_a):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from tests.results import agent_with_key, result_item
+
+    agent, endpoints = agent_with_key(section_a), [EndpointFactory(section=section_a) for _ in range(2)]
+    rng = random.Random(7)
+    for batch in range(6):
+        items = []
+        for n in range(15):
+            at = (T0 + timedelta(minutes=batch * 20 + n, seconds=rng.randint(0, 59))).isoformat()
+            latencies = [round(rng.lognormvariate(3, 0.5), 3) for _ in range(rng.randint(0, 3))]
+            result = {"resolved_ip": "192.0.2.1", "successes": len(latencies), "failures": 3 - len(latencies)}
+            result |= {"success_latencies": latencies, "error_details": None}
+            items.append(result_item(agent.pk, rng.choice(endpoints).pk, "ping", result, timestamp=at))
+        post_batch(api_client, agent, items)
+    incremental = _snapshot()
+    assert len(incremental) > 10
+
+    out = StringIO()
+    call_command("rebuild_rollups", stdout=out)
+    assert "from 90 result(s)" in out.getvalue()
+    assert _snapshot() == incremental
+
+    call_command("rebuild_rollups", "--since", (T0 + timedelta(hours=1)).isoformat(), stdout=out)
+    call_command("rebuild_rollups", "--endpoint", str(endpoints[0].pk), stdout=out)
+    assert _snapshot() == incremental
+
+
+@pytest.mark.parametrize(("args", "message"), [(("--since", "yesterday"), "RFC 3339"), (("--endpoint", "x"), "x")])
+def test_rebuild_rollups_says_what_is_wrong(args, message):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=message):
+        call_command("rebuild_rollups", *args)

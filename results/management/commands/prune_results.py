@@ -1,8 +1,9 @@
-"""``manage.py prune_results [--older-than 30d] [--chunk 5000]``: enforce ``results.retention``.
+"""``manage.py prune_results [--older-than 30d] [--chunk 5000]``: enforce the retention settings.
 
-Deletes results, vitals and unknown-endpoint records (by their last sighting) older than the
-retention in bounded chunks, each its own short transaction, so ingestion carries on beside it.
-Schedule it daily (cron, systemd timer, CronJob)."""
+Deletes results, vitals and unknown-endpoint records (by their last sighting) older than
+``results.retention``, minute rollups older than ``results.minute_rollup_retention`` and hourly ones
+older than ``results.hour_rollup_retention``, in bounded chunks, each its own short transaction, so
+ingestion carries on beside it. Schedule it daily (cron, systemd timer, CronJob)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,22 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from results.models import CheckResult, Heartbeat, UnknownEndpoint
+from results.models import CheckResult, Heartbeat, HourRollup, MinuteRollup, UnknownEndpoint
 from smotra.config import ConfigError, parse_age
+
+
+def delete_buckets_in_chunks(model, cutoff, chunk: int) -> int:
+    """Delete rollup rows whose bucket is before ``cutoff``, the oldest buckets first, about
+    ``chunk`` rows per statement (rollups have a composite key: they go by bucket ranges)."""
+    total = 0
+    while True:
+        buckets = model.objects.filter(bucket__lt=cutoff).order_by("bucket").values_list("bucket", flat=True)
+        nth = list(buckets[chunk - 1 : chunk])
+        last = nth[0] if nth else buckets.last()
+        if last is None:
+            return total
+        deleted, _ = model.objects.filter(bucket__lte=last).delete()
+        total += deleted
 
 
 def delete_in_chunks(queryset, chunk: int) -> int:
@@ -30,7 +45,7 @@ def delete_in_chunks(queryset, chunk: int) -> int:
 class Command(BaseCommand):
     help = (
         "Delete check results, heartbeats and unknown endpoints not seen since results.retention "
-        "(default 30 days), in chunks."
+        "(default 30 days), and rollups past their own retention (14 days minute, 400 days hour), in chunks."
     )
 
     def add_arguments(self, parser):
@@ -44,9 +59,12 @@ class Command(BaseCommand):
         results = delete_in_chunks(CheckResult.objects.filter(checked_at__lt=cutoff), chunk)
         heartbeats = delete_in_chunks(Heartbeat.objects.filter(timestamp__lt=cutoff), chunk)
         unknown = delete_in_chunks(UnknownEndpoint.objects.filter(last_seen_at__lt=cutoff), chunk)
+        now, config = timezone.now(), settings.SMOTRA.results
+        minutes = delete_buckets_in_chunks(MinuteRollup, now - timedelta(seconds=config.minute_rollup_retention), chunk)
+        hours = delete_buckets_in_chunks(HourRollup, now - timedelta(seconds=config.hour_rollup_retention), chunk)
         self.stdout.write(
             f"Deleted {results} result(s), {heartbeats} heartbeat(s) and {unknown} unknown endpoint(s) "
-            f"older than {cutoff.isoformat()}."
+            f"older than {cutoff.isoformat()}, {minutes} minute and {hours} hour rollup(s)."
         )
 
     @staticmethod
