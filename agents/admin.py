@@ -6,14 +6,24 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from agents.models import Agent, AgentRegistration, AgentStatus
 from agents.overrides import overrides_validate
 from agents.services.keys import agent_key_rotate, agent_revoke
 from agents.services.management import agent_delete, agent_update
-from endpoints.models import Tag
+from endpoints.models import Tag, TagScope
 from results.selectors import agent_overview
-from smotra.admin import TenantScopedAdminMixin, changed_data, role_allows
+from smotra.admin import (
+    TenantScopedAdminMixin,
+    changed_data,
+    role_allows,
+    section_cell,
+    short_datetime,
+    time_ago,
+    titled,
+    truncated,
+)
 from smotra.errors import DomainError
 from tenants.models import Role
 
@@ -27,6 +37,27 @@ class StatusFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         return queryset.with_status(self.value()) if self.value() in AgentStatus.values else queryset
+
+
+AGENT_TAG_SCOPES = [TagScope.AGENT, TagScope.GLOBAL]  # endpoint tags belong to endpoints
+
+
+def status_badge(agent: Agent, now=None) -> str:
+    """The agent's status as a coloured badge whose text says it all (colour is only a help):
+    ``online · 12 s ago``, ``offline · 3 h ago``, ``never seen``, ``revoked``."""
+    now = now or timezone.now()
+    status = agent.status(now=now)
+    text = str(AgentStatus(status).label).lower()
+    if status in (AgentStatus.ONLINE, AgentStatus.OFFLINE):
+        text = f"{text} · {time_ago(agent.last_seen_at, now)}"
+    moment = agent.revoked_at if status == AgentStatus.REVOKED else agent.last_seen_at
+    title = f"{'revoked' if status == AgentStatus.REVOKED else 'last seen'} {short_datetime(moment)}"
+    return format_html(
+        '<span class="agent-status agent-status-{}" title="{}">{}</span>',
+        status.replace("_", "-"),
+        title if moment else "not heard from since the claim",
+        text,
+    )
 
 
 class AgentForm(forms.ModelForm):
@@ -52,13 +83,34 @@ class AgentForm(forms.ModelForm):
 @admin.register(Agent)
 class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     form = AgentForm
-    list_display = ["name", "status_column", "section", "agent_version", "config_version", "last_seen_at", "hostname"]
+    # Narrow enough for a 1,280 px screen beside the filters; the rest is on the agent's page.
+    list_display = ["agent_name", "status_column", "section_name", "short_hostname", "version"]
     list_filter = [StatusFilter, "section__tenant", "section", "tags"]
     search_fields = ["name", "hostname", "id"]
     list_select_related = ["section__tenant"]
     filter_horizontal = ["tags"]
+    fieldsets = [
+        (None, {"fields": ["name", "status_column", "section", "tags"]}),
+        ("Agent", {"fields": ["id", "hostname", "agent_version", "ip_addresses", "self_endpoint", "config_version"]}),
+        (
+            "Activity and key",
+            {
+                "fields": [
+                    "last_seen_at",
+                    "last_result_at",
+                    "claimed_at",
+                    "claimed_by",
+                    "api_key_prefix",
+                    "key_delivery",
+                    "revoked_at",
+                ]
+            },
+        ),
+        ("Overrides", {"fields": ["monitoring_overrides", "server_overrides", "storage_overrides"]}),
+    ]
     readonly_fields = [
         "id",
+        "status_column",
         "hostname",
         "agent_version",
         "ip_addresses",
@@ -72,6 +124,9 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "self_endpoint",
         "key_delivery",
     ]
+
+    class Media:
+        css = {"all": ["agents/admin.css"]}
 
     actions = ["revoke_keys", "rotate_keys"]
 
@@ -89,6 +144,7 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             except DomainError as exc:
                 self.message_user(request, f"{agent.name}: {exc.message}", messages.ERROR)
             else:
+                self.log_change(request, agent, "Revoked the API key.")
                 self.message_user(request, f"{agent.name}: key revoked.", messages.SUCCESS)
 
     @admin.action(description="Rotate the API keys of the selected agents (shown once)", permissions=["key"])
@@ -99,6 +155,8 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                 keys.append((agent, agent_key_rotate(actor=self.actor(request), agent=agent)))
             except DomainError as exc:
                 self.message_user(request, f"{agent.name}: {exc.message}", messages.ERROR)
+            else:
+                self.log_change(request, agent, "Rotated the API key.")
         if not keys:
             return None
         # Rendered straight away, never stored in a message cookie or the session.
@@ -125,9 +183,29 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             text += f"; {registration.refused_deliveries} poll(s) from other addresses refused"
         return text
 
-    @admin.display(description="Status")
+    @admin.display(description="Name", ordering="name")
+    def agent_name(self, agent):
+        """On one line (a name broken at each hyphen is hard to read), cut if long."""
+        return format_html('<span class="nowrap">{}</span>', truncated(agent.name, 24))
+
+    @admin.display(description="Status", ordering="last_seen_at")
     def status_column(self, agent) -> str:
-        return AgentStatus(agent.status(now=timezone.now())).label
+        return status_badge(agent)
+
+    @admin.display(description="Section", ordering="section__name")
+    def section_name(self, agent):
+        return section_cell(agent.section)
+
+    @admin.display(description="Host", ordering="hostname")
+    def short_hostname(self, agent):
+        """The host's own name (``hostname -s``), the fully qualified one as a tooltip."""
+        if not agent.hostname:
+            return "-"
+        return titled(truncated(agent.hostname.split(".")[0], 24), agent.hostname)
+
+    @admin.display(description="Version", ordering="agent_version")
+    def version(self, agent) -> str:
+        return agent.agent_version or "-"
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         agent = self.get_object(request, object_id)
@@ -137,7 +215,7 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
         if obj is not None and "tags" in form.base_fields:  # absent when read-only (viewers)
-            form.base_fields["tags"].queryset = Tag.objects.filter(section=obj.section)
+            form.base_fields["tags"].queryset = Tag.objects.filter(section=obj.section, scope__in=AGENT_TAG_SCOPES)
         return form
 
     def service_update(self, request, obj, form):

@@ -13,7 +13,16 @@ from django.utils.html import format_html
 
 from agents.models import Agent, AgentRegistration, RegistrationState
 from agents.services.onboarding import agent_claim, registration_discard
-from smotra.admin import DeclaredFiltersOnlyMixin, domain_error_to_form, role_allows
+from smotra.admin import (
+    DeclaredFiltersOnlyMixin,
+    domain_error_to_form,
+    role_allows,
+    short_datetime,
+    short_duration,
+    short_id,
+    time_ago,
+    titled,
+)
 from smotra.errors import DomainError
 from tenants.models import Role, Section
 from tenants.services import Actor, tenants_with_role
@@ -35,18 +44,35 @@ class ActiveFilter(admin.SimpleListFilter):
         return queryset
 
 
+class SectionChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, section) -> str:
+        return f"{section} (monitors all its endpoints)" if section.monitor_all_endpoints else str(section)
+
+
+NO_SECTION_HELP = (
+    "You have no section to claim into yet. A superuser creates one: manage.py create_tenant NAME, then "
+    "manage.py create_section TENANT NAME --monitor-all (its agents monitor every endpoint in it), or "
+    "Tenancy → Sections → Add in this admin."
+)
+SECTION_HELP = (
+    "A section marked 'monitors all its endpoints' needs no tags or topologies: the agent checks "
+    "every enabled endpoint there. Other sections follow their topologies."
+)
+
+
 class ClaimForm(forms.Form):
     claim_token = forms.CharField(
         max_length=256, strip=False, widget=forms.PasswordInput(render_value=False), help_text="Printed by the agent."
     )
-    section = forms.ModelChoiceField(queryset=Section.objects.none())
+    section = SectionChoiceField(queryset=Section.objects.none(), help_text=SECTION_HELP)
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the agent's hostname.")
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["section"].queryset = Section.objects.filter(
-            tenant__in=tenants_with_role(user, Role.OPERATOR)
-        ).select_related("tenant")
+        sections = Section.objects.filter(tenant__in=tenants_with_role(user, Role.OPERATOR)).select_related("tenant")
+        self.fields["section"].queryset = sections
+        if not sections.exists():
+            self.fields["section"].help_text = NO_SECTION_HELP
 
 
 class ClaimByIdForm(forms.Form):
@@ -83,7 +109,8 @@ class AgentRegistrationAdmin(DeclaredFiltersOnlyMixin, admin.ModelAdmin):
     tenant and only that tenant sees it. The claim token hash and the undelivered key are never
     shown, and nothing but the declared filters may be filtered on."""
 
-    list_display = ["agent_id", "hostname", "state", "registered_at", "expires_at", "claim_link"]
+    # Five narrow columns fit beside the filters at 1,280 px; every field is on the registration's page.
+    list_display = ["hostname", "short_agent_id", "registered", "expiry", "claim_link"]
     list_filter = [ActiveFilter, "state"]
     search_fields = ["agent_id", "hostname"]
     ordering = ["-registered_at"]
@@ -99,10 +126,27 @@ class AgentRegistrationAdmin(DeclaredFiltersOnlyMixin, admin.ModelAdmin):
         claimed_here = Agent.objects.visible_to(request.user).values("pk")
         return queryset.exclude(state=RegistrationState.PENDING).filter(agent_id__in=claimed_here)
 
-    @admin.display(description="")
+    @admin.display(description="Agent id", ordering="agent_id")
+    def short_agent_id(self, registration):
+        return short_id(registration.agent_id)
+
+    @admin.display(description="Registered", ordering="registered_at")
+    def registered(self, registration):
+        return titled(time_ago(registration.registered_at), short_datetime(registration.registered_at))
+
+    @admin.display(description="Expires", ordering="expires_at")
+    def expiry(self, registration):
+        if registration.state != RegistrationState.PENDING:
+            return "-"
+        now = timezone.now()
+        left = int((registration.expires_at - now).total_seconds())
+        text = f"expired {time_ago(registration.expires_at, now)}" if left <= 0 else f"in {short_duration(left)}"
+        return titled(text, short_datetime(registration.expires_at))
+
+    @admin.display(description="Claim", ordering="state")
     def claim_link(self, registration):
         if registration.state != RegistrationState.PENDING:
-            return "claimed"
+            return registration.get_state_display()
         url = reverse("admin:agents_agentregistration_claim", args=[registration.pk])
         return format_html('<a class="button" href="{}">Claim</a>', url)
 
@@ -132,6 +176,7 @@ class AgentRegistrationAdmin(DeclaredFiltersOnlyMixin, admin.ModelAdmin):
             except DomainError as exc:
                 self.message_user(request, f"{registration.hostname}: {exc.message}", messages.ERROR)
             else:
+                self.log_deletions(request, [registration])
                 self.message_user(request, f"{registration.hostname}: registration discarded.", messages.SUCCESS)
 
     def get_urls(self):
@@ -181,6 +226,7 @@ class AgentRegistrationAdmin(DeclaredFiltersOnlyMixin, admin.ModelAdmin):
             except DomainError as exc:
                 domain_error_to_form(form, exc)
             else:
+                self.log_addition(request, agent, f"Claimed into {agent.section}.")
                 messages.success(
                     request, f"Agent {agent.name} claimed. Its API key will be delivered on its next poll."
                 )
@@ -197,6 +243,7 @@ class AgentRegistrationAdmin(DeclaredFiltersOnlyMixin, admin.ModelAdmin):
         except DomainError as exc:
             domain_error_to_form(form, exc)
             return self._claim_page(request, registration, form)
+        self.log_deletions(request, [registration])
         messages.success(request, f"The registration of {registration.hostname} was discarded.")
         return redirect("admin:agents_agentregistration_claim_by_id")
 

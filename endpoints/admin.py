@@ -6,8 +6,18 @@ from django import forms
 from django.contrib import admin
 
 from endpoints import services
-from endpoints.models import Endpoint, Tag, Topology, TopologyMember
-from smotra.admin import TenantScopedAdminMixin, TenantScopedInlineMixin, changed_data
+from endpoints.models import Endpoint, Tag, TagScope, Topology, TopologyMember
+from smotra.admin import TenantScopedAdminMixin, TenantScopedInlineMixin, changed_data, section_cell, truncated
+
+ENDPOINT_TAG_SCOPES = [TagScope.ENDPOINT, TagScope.GLOBAL]  # agent tags belong to agents
+
+
+class SectionColumnMixin:
+    """The section column of a list: the section's name, the tenant's in a tooltip."""
+
+    @admin.display(description="Section", ordering="section__name")
+    def section_name(self, obj):
+        return section_cell(obj.section)
 
 
 def _tags_of_same_section(form, section, tags, field: str = "tags") -> None:
@@ -17,8 +27,8 @@ def _tags_of_same_section(form, section, tags, field: str = "tags") -> None:
 
 
 @admin.register(Tag)
-class TagAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "scope", "section"]
+class TagAdmin(SectionColumnMixin, TenantScopedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "scope", "section_name"]
     list_filter = ["scope", "section__tenant", "section"]
     search_fields = ["name", "section__name"]
     list_select_related = ["section__tenant"]
@@ -40,6 +50,7 @@ class EndpointForm(forms.ModelForm):
     class Meta:
         model = Endpoint
         fields = ["section", "address", "port", "enabled", "description", "tags"]
+        widgets = {"address": forms.TextInput(attrs={"class": "vLargeTextField"})}  # URLs are long
 
     def clean(self):
         data = super().clean()
@@ -48,28 +59,39 @@ class EndpointForm(forms.ModelForm):
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+class EndpointAdmin(SectionColumnMixin, TenantScopedAdminMixin, admin.ModelAdmin):
     form = EndpointForm
-    list_display = ["address", "port", "enabled", "section", "tag_list", "self_agent"]
+    list_display = ["endpoint_address", "enabled", "section_name", "tag_list"]  # the rest is on its page
     list_filter = ["enabled", "section__tenant", "section", "tags"]
     search_fields = ["address", "description", "id"]
-    list_select_related = ["section__tenant", "self_agent"]
+    list_select_related = ["section__tenant"]
     filter_horizontal = ["tags"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("tags")
 
+    @admin.display(description="Address", ordering="address")
+    def endpoint_address(self, endpoint):
+        return truncated(endpoint.address, 40, f":{endpoint.port}" if endpoint.port else "")
+
     @admin.display(description="Tags")
-    def tag_list(self, endpoint) -> str:
-        return ", ".join(tag.name for tag in endpoint.tags.all())
+    def tag_list(self, endpoint):
+        return truncated(", ".join(tag.name for tag in endpoint.tags.all()), 40)
 
     def get_readonly_fields(self, request, obj=None):
-        return ["section"] if obj else []
+        return ["section", "self_endpoint_of"] if obj else []
+
+    @admin.display(description="Self endpoint of")
+    def self_endpoint_of(self, endpoint):
+        """The agent this endpoint stands for (made from its registration), if any."""
+        agent = getattr(endpoint, "self_agent", None)
+        return agent.name if agent is not None else "-"
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
-        if obj is not None and "tags" in form.base_fields:  # absent when read-only (viewers)
-            form.base_fields["tags"].queryset = Tag.objects.filter(section=obj.section)
+        if "tags" in form.base_fields:  # absent when read-only (viewers)
+            tags = form.base_fields["tags"].queryset.filter(scope__in=ENDPOINT_TAG_SCOPES)
+            form.base_fields["tags"].queryset = tags.filter(section=obj.section) if obj is not None else tags
         return form
 
     def service_create(self, request, form):
@@ -100,8 +122,8 @@ class TopologyMemberInline(TenantScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(Topology)
-class TopologyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "type", "enabled", "section", "member_summary"]
+class TopologyAdmin(SectionColumnMixin, TenantScopedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "type", "enabled", "section_name", "member_summary"]
     list_filter = ["type", "enabled", "section__tenant", "section"]
     search_fields = ["name", "section__name"]
     list_select_related = ["section__tenant"]
@@ -111,8 +133,8 @@ class TopologyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         return super().get_queryset(request).prefetch_related("members__tag")
 
     @admin.display(description="Members")
-    def member_summary(self, topology) -> str:
-        return ", ".join(f"{member.tag.name} ({member.role})" for member in topology.members.all())
+    def member_summary(self, topology):
+        return truncated(", ".join(f"{member.tag.name} ({member.role})" for member in topology.members.all()), 48)
 
     def get_readonly_fields(self, request, obj=None):
         return ["section"] if obj else []

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import OuterRef, Subquery
+from django.utils.html import format_html
 
+from endpoints.models import Endpoint
 from results.models import CheckResult, UnknownEndpoint
 from results.services import unknown_endpoint_adopt
-from smotra.admin import TenantScopedAdminMixin
+from smotra.admin import TenantScopedAdminMixin, datetime_cell, short_id, truncated
 from smotra.errors import DomainError
 
 
@@ -20,12 +23,24 @@ class _ReadOnly:
 
 @admin.register(UnknownEndpoint)
 class UnknownEndpointAdmin(_ReadOnly, TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["endpoint_id", "agent", "count", "first_seen_at", "last_seen_at", "sample_address"]
+    list_display = ["unknown_id", "agent", "count", "last_seen", "sample"]
     list_filter = ["agent__section__tenant", "agent__section", "agent"]
     search_fields = ["endpoint_id", "sample_address", "agent__name"]
     list_select_related = ["agent__section"]
     tenant_id_attr = "agent.section.tenant_id"
     actions = ["adopt"]
+
+    @admin.display(description="Endpoint id", ordering="endpoint_id")
+    def unknown_id(self, unknown):
+        return short_id(unknown.endpoint_id)
+
+    @admin.display(description="Last seen", ordering="last_seen_at")
+    def last_seen(self, unknown):
+        return datetime_cell(unknown.last_seen_at)
+
+    @admin.display(description="Sample address", ordering="sample_address")
+    def sample(self, unknown):
+        return truncated(unknown.sample_address, 32) or "-"
 
     def has_delete_permission(self, request, obj=None):
         return self._has_role(request, obj, self.write_role)
@@ -41,18 +56,67 @@ class UnknownEndpointAdmin(_ReadOnly, TenantScopedAdminMixin, admin.ModelAdmin):
             except DomainError as exc:
                 self.message_user(request, f"{unknown.endpoint_id}: {exc.message}", messages.ERROR)
             else:
+                self.log_addition(request, endpoint, f"Adopted from the results of {unknown.agent}.")
                 self.message_user(request, f"Created endpoint {endpoint} ({endpoint.pk}).", messages.SUCCESS)
+
+
+def _endpoint_column(name: str) -> Subquery:
+    """One column of the result's endpoint, or NULL when it is gone. Results keep their endpoint id
+    without a database constraint: a join (``select_related``) would drop the rows of deleted ones."""
+    return Subquery(Endpoint.objects.filter(pk=OuterRef("endpoint_id")).values(name)[:1])
 
 
 @admin.register(CheckResult)
 class CheckResultAdmin(_ReadOnly, TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["checked_at", "agent", "endpoint_id", "check_type", "success", "latency_ms", "status_code"]
-    list_filter = ["check_type", "success", "agent__section__tenant"]
-    search_fields = ["id", "endpoint__id", "agent__name"]
+    # Short headings: a heading does not wrap, so it sets its column's least width.
+    list_display = ["checked", "agent_name", "endpoint_address", "check_label", "ok", "latency", "http_status"]
+    list_filter = ["check_type", "success", "agent__section__tenant", "agent", "endpoint"]
+    search_fields = ["endpoint__address", "agent__name", "endpoint__id"]
     date_hierarchy = "checked_at"
     list_select_related = ["agent"]
     show_full_result_count = False  # counting a large results table on every page view is slow
     tenant_id_attr = "agent.section.tenant_id"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset.annotate(
+            address_of_endpoint=_endpoint_column("address"), port_of_endpoint=_endpoint_column("port")
+        )
+
+    @admin.display(description="Time", ordering="checked_at")
+    def checked(self, result):
+        return datetime_cell(result.checked_at)
+
+    @admin.display(description="Agent", ordering="agent__name")
+    def agent_name(self, result):
+        """On one line (a name broken at each hyphen is hard to read), cut if long."""
+        return format_html('<span class="nowrap">{}</span>', truncated(result.agent.name, 20))
+
+    @admin.display(description="Check", ordering="check_type")
+    def check_label(self, result) -> str:
+        return result.get_check_type_display()
+
+    @admin.display(description="OK", boolean=True, ordering="success")
+    def ok(self, result) -> bool:
+        return result.success
+
+    @admin.display(description="HTTP", ordering="status_code")
+    def http_status(self, result) -> str:
+        return "-" if result.status_code is None else str(result.status_code)
+
+    @admin.display(description="Endpoint")
+    def endpoint_address(self, result):
+        address = getattr(result, "address_of_endpoint", None)
+        if address is None:  # deleted since: the id the agent reported, in short
+            return short_id(result.endpoint_id, "endpoint deleted")
+        port = result.port_of_endpoint
+        return truncated(address, 28, f":{port}" if port else "", wrap=True)
+
+    @admin.display(description="Latency", ordering="latency_ms")
+    def latency(self, result):
+        if result.latency_ms is None:
+            return "-"
+        return format_html('<span class="nowrap">{} ms</span>', f"{result.latency_ms:.2f}")
 
     def has_delete_permission(self, request, obj=None):
         return False

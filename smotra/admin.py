@@ -6,10 +6,19 @@ not from Django's per-model permissions: viewers read, operators and admins writ
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 from django.contrib import admin, messages
+from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
 
 from smotra.errors import DomainError
 from tenants.models import ROLE_RANK, Membership, Role
@@ -150,6 +159,7 @@ class TenantScopedAdminMixin(DeclaredFiltersOnlyMixin):
                 self.service_delete(request, obj)
             except DomainError as exc:
                 messages.error(request, exc.message)
+                forget_deletion_entry(request, obj)
 
 
 def role_allows(user, tenant_id, role: str) -> bool:
@@ -209,3 +219,85 @@ def domain_error_to_form(form, exc: DomainError) -> None:
 def changed_data(form) -> dict:
     """The fields the person changed, as service keyword arguments."""
     return {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
+
+
+# ---------------------------------------------------------------------------------------------
+# Compact changelist cells and the admin's own log ("Recent actions")
+
+
+WBR = SafeString("<wbr>")
+
+
+def forget_deletion_entry(request, obj) -> None:
+    """Drop the deletion the bulk action logged before a service refused it: "Recent actions"
+    must not list an object that still exists. (The action logs all rows, then deletes each.)"""
+    content_type = ContentType.objects.get_for_model(obj, for_concrete_model=False)
+    entries = LogEntry.objects.filter(
+        user_id=request.user.pk, content_type=content_type, object_id=str(obj.pk), action_flag=DELETION
+    )
+    latest = entries.order_by("-action_time", "-pk").first()
+    if latest is not None:
+        latest.delete()
+
+
+def short_datetime(value: datetime | None) -> str:
+    """``2025-06-01 12:00:05`` in the admin's time zone: a column, not a sentence."""
+    if value is None:
+        return "-"
+    return f"{timezone.localtime(value):%Y-%m-%d %H:%M:%S}"
+
+
+def datetime_cell(value: datetime | None):
+    """A changelist's time: the date over the time when the column is narrow, never split inside."""
+    if value is None:
+        return "-"
+    date, time = short_datetime(value).split(" ")
+    return format_html('<span class="nowrap">{}</span> <span class="nowrap">{}</span>', date, time)
+
+
+def short_duration(seconds: int) -> str:
+    """``45 s``, ``12 min``, ``23 h`` (up to two days), ``3 d``: rounded down, never negative."""
+    seconds = max(0, int(seconds))
+    for unit, size, below in (("s", 1, 60), ("min", 60, 3600), ("h", 3600, 2 * 86400)):
+        if seconds < below:
+            return f"{seconds // size} {unit}"
+    return f"{seconds // 86400} d"
+
+
+def time_ago(moment: datetime, now: datetime | None = None) -> str:
+    """``12 s ago``, ``3 h ago`` (a moment in the future counts as now)."""
+    return f"{short_duration(((now or timezone.now()) - moment).total_seconds())} ago"
+
+
+def section_cell(section):
+    """A section by its name, "tenant / section" as a tooltip: the whole does not fit a column
+    (the tenant filter and the object's page say which tenant)."""
+    return titled(section.name, str(section))
+
+
+def titled(text: str, title: str):
+    """A cell's short text with its long form as a tooltip."""
+    return format_html('<span title="{}">{}</span>', title, text)
+
+
+def truncated(text: str, length: int = 32, suffix: str = "", *, wrap: bool = False):
+    """Long text (a URL, a tag list) cut to ``length`` characters, the whole of it as a tooltip.
+    ``suffix`` (an endpoint's ``:port``) is never cut. ``wrap``: it may wrap after a dot or a
+    slash, so a URL or a host name does not set the least width of a crowded list's column."""
+    short = Truncator(text).chars(length) + suffix
+    whole = text + suffix
+    shown = breakable(short) if wrap else short
+    return shown if short == whole else titled(shown, whole)
+
+
+def breakable(text: str):
+    """``text`` with a line-break opportunity (``<wbr>``) after each dot and slash (not inside ``//``)."""
+    return format_html_join(WBR, "{}", ((part,) for part in re.split(r"(?<=\.)|(?<=/)(?!/)", text)))
+
+
+def short_id(value, note: str = ""):
+    """A UUID's first block (``0190a1b2…``), the whole id (and ``note``) as a tooltip: ids are
+    told apart by their start, and a whole one does not fit a column."""
+    text = str(value)
+    title = f"{text} ({note})" if note else text
+    return format_html('<code title="{}">{}&hellip;</code>{}', title, text[:8], f" ({note})" if note else "")

@@ -15,6 +15,7 @@ GET_ONLY = ["get", "head"]
 admin.site.site_header = "Smotra administration"
 admin.site.site_title = "Smotra"
 admin.site.index_title = "Monitoring"
+admin.site.site_url = "/admin/"  # "View site": the root is the API (a JSON 404), the admin is the site
 
 handler400 = "smotra.api.errors.handler400"
 handler403 = "smotra.api.errors.handler403"

@@ -6,19 +6,44 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from smotra.admin import TenantScopedAdminMixin, TenantScopedInlineMixin, changed_data
+from smotra.admin import TenantScopedAdminMixin, TenantScopedInlineMixin, changed_data, datetime_cell, truncated
 from tenants import services
 from tenants.models import AuditEvent, Membership, Role, Section, Tenant, User
+
+
+class ListColumnsMixin:
+    """Columns that wrap and stay short: foreign keys and dates of Django's own cells do not wrap."""
+
+    @admin.display(description="Tenant", ordering="tenant__name")
+    def tenant_name(self, obj) -> str:
+        return obj.tenant.name if obj.tenant_id else "-"
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, obj):
+        return datetime_cell(obj.created_at)
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     """Accounts are managed by superusers (Django's own tools); members are granted via Membership."""
 
-    list_display = ["username", "email", "is_staff", "is_superuser", "is_active", "last_login"]
+    list_display = ["username", "email", "access", "last_login_at"]  # four flags were too wide
 
     def has_module_permission(self, request):
         return request.user.is_superuser
+
+    @admin.display(description="Access")
+    def access(self, user) -> str:
+        """What the account may do in one word (the flags are filters and on the user's page)."""
+        if not user.is_active:
+            return "inactive"
+        if user.is_superuser:
+            return "superuser"
+        return "staff" if user.is_staff else "API only"
+
+    @admin.display(description="Last login", ordering="last_login")
+    def last_login_at(self, user):
+        return datetime_cell(user.last_login)
 
 
 class MembershipInline(TenantScopedInlineMixin, admin.TabularInline):
@@ -40,12 +65,16 @@ class MembershipInline(TenantScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "description", "created_at"]
+class TenantAdmin(ListColumnsMixin, TenantScopedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "short_description", "created"]
     search_fields = ["name"]
     inlines = [MembershipInline]
     write_role = Role.ADMIN
     tenant_id_attr = "pk"
+
+    @admin.display(description="Description")
+    def short_description(self, tenant):
+        return truncated(tenant.description, 48) or "-"
 
     def has_add_permission(self, request):
         return request.user.is_superuser
@@ -64,8 +93,8 @@ class TenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Section)
-class SectionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "tenant", "created_at"]
+class SectionAdmin(ListColumnsMixin, TenantScopedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "tenant_name", "created"]
     list_filter = ["tenant"]
     search_fields = ["name", "tenant__name"]
     list_select_related = ["tenant"]
@@ -109,13 +138,17 @@ class MembershipForm(forms.ModelForm):
 
 
 @admin.register(Membership)
-class MembershipAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["user", "tenant", "role", "created_at"]
+class MembershipAdmin(ListColumnsMixin, TenantScopedAdminMixin, admin.ModelAdmin):
+    list_display = ["member", "tenant_name", "role", "created"]
     list_filter = ["role", "tenant"]
     search_fields = ["user__username", "tenant__name"]
     list_select_related = ["user", "tenant"]
     write_role = Role.ADMIN
     tenant_id_attr = "tenant_id"
+
+    @admin.display(description="User", ordering="user__username")
+    def member(self, membership) -> str:
+        return membership.user.get_username()
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -142,15 +175,24 @@ class MembershipAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(ListColumnsMixin, TenantScopedAdminMixin, admin.ModelAdmin):
     """Read-only: the audit log is written by services and never edited."""
 
-    list_display = ["created_at", "actor_label", "action", "object_type", "object_repr", "tenant", "source_address"]
+    # What happened, by whom, to what; the object's type and id and the source address are on its page.
+    list_display = ["created", "actor_name", "action", "object", "tenant_name"]
     list_filter = ["action", "object_type", "tenant"]
     search_fields = ["actor_label", "object_id", "object_repr", "action"]
     date_hierarchy = "created_at"
     tenant_id_attr = "tenant_id"
     list_select_related = ["tenant"]
+
+    @admin.display(description="Actor", ordering="actor_label")
+    def actor_name(self, event) -> str:
+        return event.actor_label
+
+    @admin.display(description="Object", ordering="object_repr")
+    def object(self, event):
+        return truncated(event.object_repr, 28) or "-"
 
     def has_add_permission(self, request):
         return False

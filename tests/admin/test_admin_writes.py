@@ -8,7 +8,7 @@ import json
 import pytest
 
 from agents.models import Agent
-from endpoints.models import Endpoint, MemberRole, Tag, Topology
+from endpoints.models import Endpoint, MemberRole, Tag, TagScope, Topology
 from smotra.errors import Conflict
 from tenants import services as tenant_services
 from tenants.models import AuditEvent, Membership, Role, Section, Tenant, User
@@ -129,21 +129,22 @@ def test_its_endpoint_form_offers_only_tags_of_the_endpoints_section(login, worl
 
     assert response.status_code == 200
     offered = set(response.context["adminform"].form.fields["tags"].queryset)
-    assert offered == {a.tag, a.agent_tag}
+    assert offered == {a.tag}  # a.agent_tag is agent-scoped: not an endpoint's choice
     assert "annex-tag" not in html(response)
     assert "bravo" not in html(response).lower()
 
 
 def test_an_operator_changes_an_endpoint(login, world, oscar):
     a = world.a
+    frontends = Tag.objects.create(section=a.section, name="acme-frontends", scope=TagScope.ENDPOINT)
     before = version(a.agent)
-    data = endpoint_data(a.section, "changed.example.net", a.agent_tag)
+    data = endpoint_data(a.section, "changed.example.net", frontends)
 
     response = login(oscar).post(admin_url(Endpoint, "change", a.endpoint.pk), data)
 
     assert response.status_code == 302, form_errors(response)
     a.endpoint.refresh_from_db()
-    assert (a.endpoint.address, list(a.endpoint.tags.all())) == ("changed.example.net", [a.agent_tag])
+    assert (a.endpoint.address, list(a.endpoint.tags.all())) == ("changed.example.net", [frontends])
     assert version(a.agent) == before + 1
 
 

@@ -148,11 +148,21 @@ def admin_statuses(client, user, **params) -> dict[str, str]:
     rows = re.findall(r"<tr.*?</tr>", page, flags=re.S)
     statuses = {}
     for row in rows:
-        name = re.search(r'<th class="field-name"><a [^>]*>([^<]+)</a>', row)
-        status = re.search(r'<td class="field-status_column">([^<]+)</td>', row)
+        name = re.search(r'<th class="field-agent_name"><a [^>]*>(?:<span[^>]*>)?([^<]+)<', row)
+        status = BADGE.search(row)
         if name and status:
-            statuses[name.group(1)] = status.group(1)
+            statuses[name.group(1)] = badge_label(status)
     return statuses
+
+
+# The admin shows the status as a badge: its class names the status, its text starts with it.
+BADGE = re.compile(r'<td class="field-status_column"><span class="agent-status agent-status-([a-z-]+)"[^>]*>([^<]+)<')
+
+
+def badge_label(match) -> str:
+    status = match.group(1).replace("-", "_")
+    assert match.group(2).startswith(LABELS[status].lower()), match.group(0)
+    return LABELS[status]
 
 
 def test_the_admin_shows_the_same_status_column(client, staff_viewer, fleet):
@@ -194,7 +204,7 @@ def test_status_follows_heartbeats_and_silence(client, client_for, vera, staff_v
         client.force_login(staff_viewer)
         with time_machine.travel(moment, tick=False):
             page = client.get(reverse("admin:agents_agent_changelist"), {"q": "walker"}).content.decode()
-        column = re.search(r'<td class="field-status_column">([^<]+)</td>', page).group(1)
+        column = badge_label(BADGE.search(page))
         return model, shown["status"], column
 
     moment = NOW
