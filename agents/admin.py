@@ -13,18 +13,9 @@ from agents.overrides import overrides_validate
 from agents.services.keys import agent_key_rotate, agent_revoke
 from agents.services.management import agent_delete, agent_update
 from endpoints.models import Tag, TagScope
-from results.selectors import agent_overview
-from smotra.admin import (
-    TenantScopedAdminMixin,
-    changed_data,
-    role_allows,
-    section_cell,
-    short_datetime,
-    time_ago,
-    titled,
-    truncated,
-)
+from smotra.admin import changed_data, section_cell, short_datetime, time_ago, titled, truncated
 from smotra.errors import DomainError
+from tenants.admin_scoping import TenantScopedAdminMixin, role_allows
 from tenants.models import Role
 
 
@@ -206,11 +197,6 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="Version", ordering="agent_version")
     def version(self, agent) -> str:
         return agent.agent_version or "-"
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        agent = self.get_object(request, object_id)
-        extra = {"overview": agent_overview(agent)} if agent is not None else {}
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)

@@ -16,7 +16,6 @@ from agents.services.onboarding import agent_claim, registration_discard
 from smotra.admin import (
     DeclaredFiltersOnlyMixin,
     domain_error_to_form,
-    role_allows,
     short_datetime,
     short_duration,
     short_id,
@@ -24,6 +23,7 @@ from smotra.admin import (
     titled,
 )
 from smotra.errors import DomainError
+from tenants.admin_scoping import role_allows
 from tenants.models import Role, Section
 from tenants.services import Actor, tenants_with_role
 

@@ -7,7 +7,8 @@ from django.contrib import admin
 
 from endpoints import services
 from endpoints.models import Endpoint, Tag, TagScope, Topology, TopologyMember
-from smotra.admin import TenantScopedAdminMixin, TenantScopedInlineMixin, changed_data, section_cell, truncated
+from smotra.admin import changed_data, section_cell, truncated
+from tenants.admin_scoping import TenantScopedAdminMixin, TenantScopedInlineMixin
 
 ENDPOINT_TAG_SCOPES = [TagScope.ENDPOINT, TagScope.GLOBAL]  # agent tags belong to agents
 

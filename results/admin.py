@@ -6,11 +6,15 @@ from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
 from django.utils.html import format_html
 
+from agents.admin import AgentAdmin
+from agents.models import Agent
 from endpoints.models import Endpoint
 from results.models import CheckResult, UnknownEndpoint
+from results.selectors import agent_overview
 from results.services import unknown_endpoint_adopt
-from smotra.admin import TenantScopedAdminMixin, datetime_cell, short_id, truncated
+from smotra.admin import datetime_cell, short_id, truncated
 from smotra.errors import DomainError
+from tenants.admin_scoping import TenantScopedAdminMixin
 
 
 class _ReadOnly:
@@ -120,3 +124,20 @@ class CheckResultAdmin(_ReadOnly, TenantScopedAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class AgentWithReportsAdmin(AgentAdmin):
+    """The agent page with what the agent reported: latest vitals and status, the monitored
+    endpoints with their last result and 24-hour ratio, unknown endpoint ids. The results app
+    registers it over the agents app's own admin, which knows nothing of results (layering)."""
+
+    change_form_template = "admin/results/agent/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        agent = self.get_object(request, object_id)
+        extra = {"overview": agent_overview(agent)} if agent is not None else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+
+admin.site.unregister(Agent)
+admin.site.register(Agent, AgentWithReportsAdmin)

@@ -6,8 +6,9 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from smotra.admin import TenantScopedAdminMixin, TenantScopedInlineMixin, changed_data, datetime_cell, truncated
+from smotra.admin import changed_data, datetime_cell, truncated
 from tenants import services
+from tenants.admin_scoping import TenantScopedAdminMixin, TenantScopedInlineMixin
 from tenants.models import AuditEvent, Membership, Role, Section, Tenant, User
 
 

@@ -16,6 +16,10 @@ ERROR_STATUSES = {
     "404": "Not found",
     "405": "Method not allowed",
     "406": "Not acceptable",
+    # Answered by the HTTP server before the application, in the same error body.
+    "408": "The request did not arrive whole within server.read_timeout",
+    "414": "Request line too long",
+    "431": "Request header fields too large",
     "429": "Too many requests",
     "500": "Unexpected server error",
     "503": "Database unavailable, retry later",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from django.db.models import F
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
