@@ -25,7 +25,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.http.errors import LimitRequestHeaders, LimitRequestLine
 
-from smotra.gunicorn_worker import Limits, RequestReader
+from smotra.gunicorn_worker.reading import Limits, RequestReader
 from tests.reliability.conftest import check_contract_error
 from tests.server import Response, ServerProcess
 
