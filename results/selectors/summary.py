@@ -1,0 +1,82 @@
+"""``/result/summary``: the state of the fleet, from the rollups (never from raw rows)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from agents.models import Agent, AgentStatus
+from endpoints.models import Endpoint
+from results.models import HourRollup, MinuteRollup
+from results.selectors.reports import Bucket, bucket_status
+
+TIME_RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+# A target's state is its merged status over all agents in this last stretch; none: unknown.
+RECENT = timedelta(minutes=15)
+
+
+def summary(user, *, time_range: str = "24h", section_id=None, now: datetime | None = None) -> dict:
+    now = now or datetime.now(UTC)
+    agents = Agent.objects.visible_to(user).select_related("section")
+    endpoints = Endpoint.objects.visible_to(user).filter(enabled=True)
+    if section_id:
+        agents, endpoints = agents.filter(section_id=section_id), endpoints.filter(section_id=section_id)
+    agents = list(agents)
+    endpoint_ids = list(endpoints.values_list("pk", flat=True))
+    states = _target_states(endpoint_ids, [agent.pk for agent in agents], now)
+    per_agent, total = _checks(agents, endpoint_ids, now - TIME_RANGES[time_range], now, time_range)
+    active = sum(1 for agent in agents if agent.status(now=now) == AgentStatus.ONLINE)
+    return {
+        "time_range": time_range,
+        "total_agents": len(agents),
+        "active_agents": active,
+        "inactive_agents": len(agents) - active,
+        "total_targets": len(endpoint_ids),
+        **{f"{state}_targets": sum(1 for value in states.values() if value == state) for state in _STATES},
+        "unknown_targets": len(endpoint_ids) - len(states),
+        "total_checks": total.check_count,
+        "successful_checks": total.success_count,
+        "failed_checks": total.failure_count,
+        "average_response_time_ms": round(total.latency_sum / total.latency_count, 3) if total.latency_count else None,
+        "active_alerts": 0,
+        "by_agent": [_agent_row(agent, per_agent[agent.pk], now) for agent in agents],
+    }
+
+
+_STATES = ("reachable", "unreachable", "degraded")
+
+
+def _target_states(endpoint_ids: list, agent_ids: list, now: datetime) -> dict:
+    """endpoint id -> merged status of the last 15 minutes (absent: no results, unknown)."""
+    merged: dict = defaultdict(Bucket)
+    recent = MinuteRollup.objects.filter(
+        bucket__gte=now - RECENT, endpoint_id__in=endpoint_ids, agent_id__in=agent_ids
+    ).values()
+    for row in recent:
+        merged[row["endpoint_id"]].add(row)
+    return {endpoint_id: bucket_status(bucket) for endpoint_id, bucket in merged.items()}
+
+
+def _checks(agents: list, endpoint_ids: list, since: datetime, now: datetime, time_range: str):
+    """Checks per agent and in all over the time range (minute rollups for an hour, else hourly)."""
+    model = MinuteRollup if time_range == "1h" else HourRollup
+    per_agent: dict = defaultdict(Bucket)
+    total = Bucket()
+    rows = model.objects.filter(
+        bucket__gte=since, bucket__lte=now, agent_id__in=[agent.pk for agent in agents], endpoint_id__in=endpoint_ids
+    ).values()
+    for row in rows.iterator(chunk_size=5000):
+        per_agent[row["agent_id"]].add(row)
+        total.add(row)
+    return per_agent, total
+
+
+def _agent_row(agent: Agent, bucket: Bucket, now: datetime) -> dict:
+    rate = round(bucket.success_count / bucket.check_count * 100, 2) if bucket.check_count else None
+    return {
+        "agent_id": agent.pk,
+        "hostname": agent.name,
+        "status": agent.status(now=now),
+        "checks_performed": bucket.check_count,
+        "success_rate_percent": rate,
+    }
