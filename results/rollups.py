@@ -42,7 +42,8 @@ def latency_samples(result: CheckResult) -> list[float]:
 
 @dataclass
 class Cell:
-    """The aggregates of one rollup row, before they are added to the stored one."""
+    """The aggregates of one rollup row: built from results before they are added to the stored
+    row, or from stored rows when reads merge buckets and agents."""
 
     check_count: int = 0
     success_count: int = 0
@@ -65,9 +66,27 @@ class Cell:
         if samples:
             self.latency_count += len(samples)
             self.latency_sum += sum(samples)
-            self.latency_min = min(samples) if self.latency_min is None else min(self.latency_min, *samples)
-            self.latency_max = max(samples) if self.latency_max is None else max(self.latency_max, *samples)
+            self.latency_min = _low(self.latency_min, min(samples))
+            self.latency_max = _high(self.latency_max, max(samples))
             histogram_add(self.histogram, histogram_of(samples))
+
+    def add_row(self, row: dict) -> None:
+        """Add a stored rollup row (as ``values()`` gives it): how reads merge buckets and agents."""
+        for name in ("check_count", "success_count", "failure_count", "packets_sent", "packets_received"):
+            setattr(self, name, getattr(self, name) + row[name])
+        self.latency_count += row["latency_count"]
+        self.latency_sum += row["latency_sum"]
+        self.latency_min = _low(self.latency_min, row["latency_min"])
+        self.latency_max = _high(self.latency_max, row["latency_max"])
+        histogram_add(self.histogram, row["histogram"] or {})
+
+
+def _low(a, b):
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _high(a, b):
+    return b if a is None else a if b is None else max(a, b)
 
 
 def cells_of(results: Iterable[CheckResult], width: timedelta) -> dict[tuple, Cell]:

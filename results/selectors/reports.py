@@ -7,15 +7,16 @@ averaging percentiles. Buckets without results are absent, so a chart shows a ga
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
 from agents.models import Agent
 from endpoints.models import Endpoint
-from results.histogram import histogram_add, percentile
+from results.histogram import percentile
 from results.models import HourRollup, MinuteRollup
+from results.rollups import Cell
 
 AGGREGATIONS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "6h": 21600, "1d": 86400}
 SUB_HOUR = {"1m", "5m", "15m"}
@@ -39,37 +40,8 @@ class ReportQuery:
     group_by: str = "agent"
 
 
-@dataclass
-class Bucket:
-    """Rollup rows added up into one report row."""
-
-    check_count: int = 0
-    success_count: int = 0
-    failure_count: int = 0
-    packets_sent: int = 0
-    packets_received: int = 0
-    latency_count: int = 0
-    latency_sum: float = 0.0
-    latency_min: float | None = None
-    latency_max: float | None = None
-    histogram: dict = field(default_factory=dict)
-
-    def add(self, row: dict) -> None:
-        for name in ("check_count", "success_count", "failure_count", "packets_sent", "packets_received"):
-            setattr(self, name, getattr(self, name) + row[name])
-        self.latency_count += row["latency_count"]
-        self.latency_sum += row["latency_sum"]
-        self.latency_min = _low(self.latency_min, row["latency_min"])
-        self.latency_max = _high(self.latency_max, row["latency_max"])
-        histogram_add(self.histogram, row["histogram"] or {})
-
-
-def _low(a, b):
-    return b if a is None else a if b is None else min(a, b)
-
-
-def _high(a, b):
-    return b if a is None else a if b is None else max(a, b)
+# Rollup rows added up into one report row.
+Bucket = Cell
 
 
 def report_source(query: ReportQuery, now: datetime) -> tuple[type, str]:
@@ -144,7 +116,7 @@ def _group(rows, width: int, group_by: str) -> dict[tuple, Bucket]:
     for row in rows.iterator(chunk_size=5000):
         start = datetime.fromtimestamp(int(row["bucket"].timestamp()) // width * width, UTC)
         agent = row["agent_id"] if group_by == "agent" else None
-        buckets.setdefault((start, row["endpoint_id"], agent, row["check_type"]), Bucket()).add(row)
+        buckets.setdefault((start, row["endpoint_id"], agent, row["check_type"]), Bucket()).add_row(row)
     return buckets
 
 

@@ -53,7 +53,7 @@ def _target_states(endpoint_ids: list, agent_ids: list, now: datetime) -> dict:
         bucket__gte=now - RECENT, endpoint_id__in=endpoint_ids, agent_id__in=agent_ids
     ).values()
     for row in recent:
-        merged[row["endpoint_id"]].add(row)
+        merged[row["endpoint_id"]].add_row(row)
     return {endpoint_id: bucket_status(bucket) for endpoint_id, bucket in merged.items()}
 
 
@@ -66,8 +66,8 @@ def _checks(agents: list, endpoint_ids: list, since: datetime, now: datetime, ti
         bucket__gte=since, bucket__lte=now, agent_id__in=[agent.pk for agent in agents], endpoint_id__in=endpoint_ids
     ).values()
     for row in rows.iterator(chunk_size=5000):
-        per_agent[row["agent_id"]].add(row)
-        total.add(row)
+        per_agent[row["agent_id"]].add_row(row)
+        total.add_row(row)
     return per_agent, total
 
 

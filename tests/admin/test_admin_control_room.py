@@ -21,42 +21,11 @@ from results.models import CheckResult, CheckType, UnknownEndpoint
 from smotra.admin import short_duration, time_ago
 from smotra.errors import Conflict
 from tenants import services as tenant_services
-from tenants.models import Role, Section, User
-from tests.admin import LEAK_MARKER, admin_url, build_world, form_errors, html, staff_user, table_row
+from tenants.models import Section
+from tests.admin import LEAK_MARKER, admin_url, form_errors, html, table_row
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 TOKEN = "Ct7rLr0om" * 7 + "x"
-
-
-@pytest.fixture
-def world(db):
-    return build_world()
-
-
-@pytest.fixture
-def oscar(world):
-    """Operator of tenant A."""
-    return staff_user("oscar", world.a.tenant, Role.OPERATOR)
-
-
-@pytest.fixture
-def alice(world):
-    """Admin of tenant A (keys are an admin's business)."""
-    return staff_user("alice", world.a.tenant, Role.ADMIN)
-
-
-@pytest.fixture
-def root(db):
-    return User.objects.create(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def login(client):
-    def as_user(user):
-        client.force_login(user)
-        return client
-
-    return as_user
 
 
 def result(agent, endpoint_id, *, check_type=CheckType.HTTP, success=True, latency=None, code=None, minutes=0):

@@ -11,7 +11,7 @@ from django.conf import settings
 from agents.models import Agent
 from endpoints.models import Endpoint, Tag, Topology
 from tenants.models import AuditEvent, Membership, Role, Section, Tenant, User
-from tests.admin import LEAK_MARKER, admin_url, build_world, db_snapshot, html, staff_user, table_row
+from tests.admin import LEAK_MARKER, admin_url, db_snapshot, html, staff_user, table_row
 
 # (model, what of tenant A the changelist shows): every changelist a member can open.
 CHANGELISTS = [
@@ -29,32 +29,6 @@ SMOTRA_APPS = ["/admin/agents/", "/admin/endpoints/", "/admin/tenants/"]
 
 def side_objects(side) -> list:
     return [side.tag, side.endpoint, side.topology, side.agent, side.section, side.audit, side.tenant]
-
-
-@pytest.fixture
-def world(db):
-    return build_world()
-
-
-@pytest.fixture
-def oscar(world):
-    """Operator of tenant A."""
-    return staff_user("oscar", world.a.tenant, Role.OPERATOR)
-
-
-@pytest.fixture
-def vera(world):
-    """Viewer of tenant A."""
-    return staff_user("vera", world.a.tenant, Role.VIEWER)
-
-
-@pytest.fixture
-def login(client):
-    def as_user(user):
-        client.force_login(user)
-        return client
-
-    return as_user
 
 
 def assert_no_leak(response, echoed: str = "") -> None:

@@ -12,38 +12,7 @@ from endpoints.models import Endpoint, MemberRole, Tag, TagScope, Topology
 from smotra.errors import Conflict
 from tenants import services as tenant_services
 from tenants.models import AuditEvent, Membership, Role, Section, Tenant, User
-from tests.admin import admin_url, build_world, db_snapshot, form_errors, html, management_form, staff_user
-
-
-@pytest.fixture
-def world(db):
-    return build_world()
-
-
-@pytest.fixture
-def oscar(world):
-    """Operator of tenant A."""
-    return staff_user("oscar", world.a.tenant, Role.OPERATOR)
-
-
-@pytest.fixture
-def alice(world):
-    """Admin of tenant A."""
-    return staff_user("alice", world.a.tenant, Role.ADMIN)
-
-
-@pytest.fixture
-def root(db):
-    return User.objects.create(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def login(client):
-    def as_user(user):
-        client.force_login(user)
-        return client
-
-    return as_user
+from tests.admin import admin_url, db_snapshot, form_errors, html, management_form
 
 
 def version(agent) -> int:
