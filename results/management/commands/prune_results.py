@@ -11,24 +11,26 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Min
 from django.utils import timezone
 
 from results.models import CheckResult, Heartbeat, HourRollup, MinuteRollup, UnknownEndpoint
 from smotra.config import ConfigError, parse_age
 
 
-def delete_buckets_in_chunks(model, cutoff, chunk: int) -> int:
-    """Delete rollup rows whose bucket is before ``cutoff``, the oldest buckets first, about
-    ``chunk`` rows per statement (rollups have a composite key: they go by bucket ranges)."""
+def delete_buckets_in_chunks(model, cutoff, slice_: timedelta = timedelta(hours=6)) -> int:
+    """Delete rollup rows whose bucket is before ``cutoff``: agent by agent, oldest first, six hours
+    of buckets per statement, each through the (agent, bucket) index (a composite key has no single
+    column to chunk by, and a bucket-only scan would read the whole table per chunk)."""
     total = 0
-    while True:
-        buckets = model.objects.filter(bucket__lt=cutoff).order_by("bucket").values_list("bucket", flat=True)
-        nth = list(buckets[chunk - 1 : chunk])
-        last = nth[0] if nth else buckets.last()
-        if last is None:
-            return total
-        deleted, _ = model.objects.filter(bucket__lte=last).delete()
-        total += deleted
+    for agent_id in model.objects.filter(bucket__lt=cutoff).values_list("agent_id", flat=True).distinct():
+        oldest = model.objects.filter(agent_id=agent_id).aggregate(oldest=Min("bucket"))["oldest"]
+        while oldest is not None and oldest < cutoff:
+            upper = min(oldest + slice_, cutoff)
+            deleted, _ = model.objects.filter(agent_id=agent_id, bucket__gte=oldest, bucket__lt=upper).delete()
+            total += deleted
+            oldest = upper
+    return total
 
 
 def delete_in_chunks(queryset, chunk: int) -> int:
@@ -60,8 +62,8 @@ class Command(BaseCommand):
         heartbeats = delete_in_chunks(Heartbeat.objects.filter(timestamp__lt=cutoff), chunk)
         unknown = delete_in_chunks(UnknownEndpoint.objects.filter(last_seen_at__lt=cutoff), chunk)
         now, config = timezone.now(), settings.SMOTRA.results
-        minutes = delete_buckets_in_chunks(MinuteRollup, now - timedelta(seconds=config.minute_rollup_retention), chunk)
-        hours = delete_buckets_in_chunks(HourRollup, now - timedelta(seconds=config.hour_rollup_retention), chunk)
+        minutes = delete_buckets_in_chunks(MinuteRollup, now - timedelta(seconds=config.minute_rollup_retention))
+        hours = delete_buckets_in_chunks(HourRollup, now - timedelta(seconds=config.hour_rollup_retention))
         self.stdout.write(
             f"Deleted {results} result(s), {heartbeats} heartbeat(s) and {unknown} unknown endpoint(s) "
             f"older than {cutoff.isoformat()}, {minutes} minute and {hours} hour rollup(s)."
