@@ -1,16 +1,38 @@
-"""Admin for what agents report: unknown endpoint ids (with adoption) and read-only results."""
+"""Admin for what agents report: unknown endpoint ids (with adoption), read-only results, the
+overview page, and the charts on the endpoint and agent pages (results/charts.py draws them)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from urllib.parse import urlencode
+
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.html import format_html
 
 from agents.admin import AgentAdmin
 from agents.models import Agent
+from endpoints.admin import EndpointAdmin
 from endpoints.models import Endpoint
+from results import charts
 from results.models import CheckResult, UnknownEndpoint
 from results.selectors import agent_overview
+from results.selectors.charts import (
+    RANGES,
+    agent_figures,
+    chart_window,
+    check_types_of,
+    figures,
+    fleet_overview,
+    last_results,
+    latency_series,
+    pick_check_type,
+    vitals_series,
+    window_buckets,
+)
 from results.services import unknown_endpoint_adopt
 from smotra.admin import datetime_cell, short_id, truncated
 from smotra.errors import DomainError
@@ -125,19 +147,192 @@ class CheckResultAdmin(_ReadOnly, TenantScopedAdminMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_urls(self):
+        overview = path("overview/", self.admin_site.admin_view(self.overview_view), name="results_overview")
+        return [overview, *super().get_urls()]
+
+    def overview_view(self, request):
+        """The state of the user's fleet (linked first on the admin index); viewers may see it."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Overview",
+            "overview": fleet_overview(request.user),
+        }
+        return TemplateResponse(request, "admin/results/overview.html", context)
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts on the endpoint and agent pages
+
+
+class ChartsMedia:
+    css = {"all": ["results/charts.css"]}
+    js = ["results/charts.js"]
+
+
+def _links(request, name: str, values) -> list[dict]:
+    """``?name=value`` links that keep the page's other parameters."""
+    return [
+        {"label": label, "url": "?" + urlencode({**request.GET.dict(), name: value}), "current": False}
+        for value, label in values
+    ]
+
+
+def _range_links(request, window) -> list[dict]:
+    return [
+        link | {"current": link["label"] == window.key}
+        for link in _links(request, "range", [(key, key) for key in RANGES])
+    ]
+
+
+def endpoint_charts(request, endpoint) -> dict:
+    """The endpoint page's chart: one series per agent of the chosen check type, and the table."""
+    window = chart_window(request.GET.get("range"))
+    found = latency_series(request.user, window, endpoint_ids=[endpoint.pk])
+    check_type = pick_check_type(found, request.GET.get("check"))
+    shown = [one for one in found if one.check_type == check_type]
+    series = [charts.ChartSeries(str(one.agent_id), one.name, charts.color(i), one.rows) for i, one in enumerate(shown)]
+    totals = agent_figures(request.user, window, endpoint.pk, check_type) if check_type else {}
+    last = last_results(request.user, endpoint.pk, [one.agent_id for one in shown])
+    chart_id = f"chart-{endpoint.pk}"
+    checks = _links(request, "check", [(name, name) for name in check_types_of(found)])
+    return {
+        "window": window,
+        "ranges": _range_links(request, window),
+        "check_type": check_type,
+        "check_links": [link | {"current": link["label"] == check_type} for link in checks],
+        "svg": charts.latency_chart(chart_id, start=window.start, span=window.span, step=window.step, series=series),
+        "legend": charts.legend(chart_id, series),
+        "agents": [
+            {
+                "series": drawn,
+                "swatch": charts.swatch(drawn.color),
+                "figures": totals.get(one.agent_id, {}),
+                "last": last.get(one.agent_id),
+            }
+            for drawn, one in zip(series, shown, strict=True)
+        ],
+    }
+
+
+class EndpointWithChartsAdmin(EndpointAdmin):
+    """The endpoint page with its latency chart per agent and a table of their figures (registered
+    here over the endpoints app's admin, which knows nothing of results: layering)."""
+
+    change_form_template = "admin/results/endpoint/change_form.html"
+    Media = ChartsMedia  # the endpoints app's media (none) and the charts'
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        endpoint = self.get_object(request, object_id)
+        extra = {"charts": endpoint_charts(request, endpoint)} if endpoint is not None else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+
+def _small_multiple(request, window, endpoint, found: list, totals: dict, monitored: bool) -> dict:
+    check_type = pick_check_type(found, request.GET.get("check"))
+    shown = [one for one in found if one.check_type == check_type]
+    series = [charts.ChartSeries(str(one.agent_id), one.name, charts.color(0), one.rows) for one in shown]
+    svg = charts.latency_chart(
+        f"chart-{endpoint.pk}",
+        start=window.start,
+        span=window.span,
+        step=window.step,
+        series=series,
+        width=440,
+        plot_height=110,
+        label=f"Latency to {endpoint}",
+    )
+    return {
+        "endpoint": endpoint,
+        "check_type": check_type,
+        "svg": svg,
+        "points": sum(s.points for s in series),
+        "figures": totals.get((endpoint.pk, check_type), {}),
+        "monitored": monitored,
+    }
+
+
+def agent_charts(request, agent, overview) -> dict:
+    """The agent page's small multiples (one chart per endpoint it monitors or has results for in
+    the window) and its vitals over the window."""
+    window = chart_window(request.GET.get("range"))
+    found = latency_series(request.user, window, agent_ids=[agent.pk])
+    merged = window_buckets(
+        request.user,
+        window.query(agent_ids=(agent.pk,)),
+        lambda row: (row["endpoint_id"], row["check_type"]),
+        now=window.now,
+    )
+    totals = {key: figures(bucket) for key, bucket in merged.items()}
+    endpoints = list(overview.endpoints)
+    known = {endpoint.pk for endpoint in endpoints}
+    others = {one.endpoint_id for one in found} - known
+    endpoints += list(Endpoint.objects.visible_to(request.user).filter(pk__in=others))
+    return {
+        "window": window,
+        "ranges": _range_links(request, window),
+        "multiples": [
+            _small_multiple(
+                request,
+                window,
+                endpoint,
+                [one for one in found if one.endpoint_id == endpoint.pk],
+                totals,
+                monitored=endpoint.pk in known,
+            )
+            for endpoint in endpoints
+        ],
+        "vitals": vitals_charts(request.user, agent, window),
+    }
+
+
+def vitals_charts(user, agent, window) -> dict:
+    """CPU (0-100 %) and memory used beside the total (MB), a point per bucket with heartbeats."""
+    points = vitals_series(user, agent.pk, window)
+    middle = timedelta(seconds=window.step / 2)
+
+    def column(name: str) -> list:
+        return [(point["timestamp"] + middle, point[name]) for point in points]
+
+    common = {"start": window.start, "span": window.span, "step": window.step}
+    cpu = charts.Line("cpu", "CPU", charts.color(0), column("cpu_usage_percent"))
+    used = charts.Line("memory-used", "Memory used", charts.color(1), column("memory_usage_mb"))
+    total = charts.Line("memory-total", "Memory total", charts.color(6), column("memory_total_mb"), True, False)
+    highest = max((value for _m, value in total.points + used.points if value is not None), default=None)
+    return {
+        "heartbeats": sum(point["heartbeats"] for point in points),
+        "points": len(points),
+        "cpu": charts.line_chart(f"cpu-{agent.pk}", lines=[cpu], unit="%", top_value=100, **common),
+        "memory": charts.line_chart(f"memory-{agent.pk}", lines=[used, total], unit="MB", top_value=highest, **common),
+        "colors": {"cpu": cpu.color, "used": used.color, "total": total.color},
+    }
+
 
 class AgentWithReportsAdmin(AgentAdmin):
-    """The agent page with what the agent reported: latest vitals and status, the monitored
-    endpoints with their last result and 24-hour ratio, unknown endpoint ids. The results app
+    """The agent page with what the agent reported: latest vitals and status, vitals over time,
+    the monitored endpoints with their last result and 24-hour ratio, a latency chart per endpoint,
+    unknown endpoint ids. The results app
     registers it over the agents app's own admin, which knows nothing of results (layering)."""
 
     change_form_template = "admin/results/agent/change_form.html"
 
+    Media = ChartsMedia  # added to the agents app's media (extend)
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         agent = self.get_object(request, object_id)
-        extra = {"overview": agent_overview(agent)} if agent is not None else {}
+        extra = {}
+        if agent is not None:
+            overview = agent_overview(agent)
+            extra = {"overview": overview, "charts": agent_charts(request, agent, overview)}
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
 
 admin.site.unregister(Agent)
 admin.site.register(Agent, AgentWithReportsAdmin)
+admin.site.unregister(Endpoint)
+admin.site.register(Endpoint, EndpointWithChartsAdmin)
+# Django's own admin/index.html is found before any app's copy (django.contrib.admin is listed
+# first), so the index that links the overview first is named here.
+admin.site.index_template = "admin/results/index.html"
