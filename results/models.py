@@ -101,7 +101,8 @@ class CheckResult(models.Model):
         indexes = [
             models.Index(fields=["endpoint", "checked_at"], name="result_endpoint_time"),
             models.Index(fields=["agent", "checked_at"], name="result_agent_time"),
-            models.Index(fields=["checked_at"], name="result_time"),
+            # (timestamp, id): the keyset order of /result/metrics, read in index order page by page.
+            models.Index(fields=["checked_at", "id"], name="result_time_id"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -24,7 +24,15 @@ from rest_framework.views import APIView
 
 from endpoints.models import Endpoint
 from results.selectors.raw import RawQuery, error_message, packet_loss_percent, page_of, raw_results, result_as_sent
-from results.selectors.reports import AGGREGATIONS, METRIC_ALIASES, METRIC_TYPES, STATUSES, ReportQuery, report
+from results.selectors.reports import (
+    AGGREGATIONS,
+    METRIC_ALIASES,
+    METRIC_TYPES,
+    STATUSES,
+    ReportQuery,
+    report,
+    report_page,
+)
 from results.selectors.summary import TIME_RANGES, summary
 
 TAGS = ["results"]
@@ -231,19 +239,20 @@ class ReportView(JsonOnlyNegotiation, APIView):
             statuses=tuple(values.get("status", ())),
             group_by=values["group_by"],
         )
-        aggregation, rows, metadata = report(request.user, query)
         if values["format"] == "csv":
+            _aggregation, rows, _metadata = report(request.user, query)
             return csv_response("report.csv", list(ReportRowSerializer().fields), rows)
         page, size = values["page"], values["page_size"]
-        total_pages = math.ceil(len(rows) / size) if rows else 0
+        aggregation, rows, total, metadata = report_page(request.user, query, page=page, size=size)
+        total_pages = math.ceil(total / size) if total else 0
         body = {
             "time_range": {"start": query.start, "end": query.end},
             "aggregation": aggregation,
-            "data": rows[(page - 1) * size : page * size],
+            "data": rows,
             "pagination": {
                 "page": page,
                 "page_size": size,
-                "total_items": len(rows),
+                "total_items": total,
                 "total_pages": total_pages,
                 "has_next": page < total_pages,
                 "has_previous": page > 1 and total_pages > 0,

@@ -59,7 +59,10 @@ def raw_results(user, query: RawQuery, *, after: str | None = None):
         results = results.filter(success=query.success)
     if after:
         moment, result_id = cursor_decode(after)
-        results = results.filter(Q(checked_at__gt=moment) | Q(checked_at=moment, pk__gt=result_id))
+        # The plain bound first, so the (checked_at, id) index range starts at the cursor.
+        results = results.filter(checked_at__gte=moment).filter(
+            Q(checked_at__gt=moment) | Q(checked_at=moment, pk__gt=result_id)
+        )
     return results.order_by("checked_at", "id")
 
 

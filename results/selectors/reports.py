@@ -72,6 +72,21 @@ def _has_port(target: str) -> bool:
 
 def report(user, query: ReportQuery, *, now: datetime | None = None) -> tuple[str, list[dict], dict]:
     """(the aggregation used, every row of the report in order, totals over those rows)."""
+    aggregation, buckets, endpoints, names = _buckets(user, query, now)
+    return aggregation, [_row(key, bucket, endpoints, names) for key, bucket in buckets], _totals(buckets)
+
+
+def report_page(
+    user, query: ReportQuery, *, page: int, size: int, now: datetime | None = None
+) -> tuple[str, list[dict], int, dict]:
+    """(the aggregation used, the rows of one page, how many rows in all, totals over all rows):
+    percentiles are worked out for the page's rows only."""
+    aggregation, buckets, endpoints, names = _buckets(user, query, now)
+    rows = [_row(key, bucket, endpoints, names) for key, bucket in buckets[(page - 1) * size : page * size]]
+    return aggregation, rows, len(buckets), _totals(buckets)
+
+
+def _buckets(user, query: ReportQuery, now: datetime | None):
     now = now or datetime.now(UTC)
     model, aggregation = report_source(query, now)
     endpoints = {
@@ -92,7 +107,7 @@ def report(user, query: ReportQuery, *, now: datetime | None = None) -> tuple[st
     buckets = sorted(_group(rows.values(), AGGREGATIONS[aggregation], query.group_by).items(), key=_order)
     if query.statuses:
         buckets = [(key, bucket) for key, bucket in buckets if bucket_status(bucket) in query.statuses]
-    return aggregation, [_row(key, bucket, endpoints, names) for key, bucket in buckets], _totals(buckets)
+    return aggregation, buckets, endpoints, names
 
 
 def _totals(buckets: list[tuple[tuple, Bucket]]) -> dict:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
+from django.db.models import Sum
+
 from agents.models import Agent, AgentStatus
 from endpoints.models import Endpoint
 from results.models import HourRollup, MinuteRollup
@@ -46,28 +48,40 @@ def summary(user, *, time_range: str = "24h", section_id=None, now: datetime | N
 _STATES = ("reachable", "unreachable", "degraded")
 
 
+# Summed in the database: the summary needs counts and sums, never histograms.
+_SUMMED = ("check_count", "success_count", "failure_count", "packets_sent", "packets_received")
+_SUMMED += ("latency_count", "latency_sum")
+
+
+def _sums(rows, by: str) -> dict:
+    """{value of ``by``: Bucket of the summed counts} in one GROUP BY."""
+    grouped = rows.order_by().values(by).annotate(**{name: Sum(name) for name in _SUMMED})
+    sums = {}
+    for row in grouped:
+        bucket = Bucket()
+        for name in _SUMMED:
+            setattr(bucket, name, row[name] or 0)
+        sums[row[by]] = bucket
+    return sums
+
+
 def _target_states(endpoint_ids: list, agent_ids: list, now: datetime) -> dict:
     """endpoint id -> merged status of the last 15 minutes (absent: no results, unknown)."""
-    merged: dict = defaultdict(Bucket)
-    recent = MinuteRollup.objects.filter(
-        bucket__gte=now - RECENT, endpoint_id__in=endpoint_ids, agent_id__in=agent_ids
-    ).values()
-    for row in recent:
-        merged[row["endpoint_id"]].add_row(row)
-    return {endpoint_id: bucket_status(bucket) for endpoint_id, bucket in merged.items()}
+    recent = MinuteRollup.objects.filter(bucket__gte=now - RECENT, endpoint_id__in=endpoint_ids, agent_id__in=agent_ids)
+    return {endpoint_id: bucket_status(bucket) for endpoint_id, bucket in _sums(recent, "endpoint_id").items()}
 
 
 def _checks(agents: list, endpoint_ids: list, since: datetime, now: datetime, time_range: str):
     """Checks per agent and in all over the time range (minute rollups for an hour, else hourly)."""
     model = MinuteRollup if time_range == "1h" else HourRollup
-    per_agent: dict = defaultdict(Bucket)
-    total = Bucket()
     rows = model.objects.filter(
         bucket__gte=since, bucket__lte=now, agent_id__in=[agent.pk for agent in agents], endpoint_id__in=endpoint_ids
-    ).values()
-    for row in rows.iterator(chunk_size=5000):
-        per_agent[row["agent_id"]].add_row(row)
-        total.add_row(row)
+    )
+    per_agent = defaultdict(Bucket, _sums(rows, "agent_id"))
+    total = Bucket()
+    for bucket in per_agent.values():
+        for name in _SUMMED:
+            setattr(total, name, getattr(total, name) + getattr(bucket, name))
     return per_agent, total
 
 

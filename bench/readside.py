@@ -1,0 +1,398 @@
+"""Benchmark of the read side on PostgreSQL: a realistic data set, then ingestion and query timings.
+
+    .venv/bin/python bench/readside.py [--results 5000000] [--days 30] [--runs 30] [--keep]
+
+Data set (default): 200 endpoints and 20 agents in one section; each endpoint is checked by 3 of the
+agents (a quorum topology) with a 3-packet ping every 5 minutes (SmokePing's step) for 30 days, so
+200 x 3 x 288 x 30 = 5.18 million raw results. Latency per (endpoint, agent) is log-normal around its
+own base (1-150 ms) with jitter; a few outages (hours of failures, and a lossy evening per endpoint)
+are mixed in. Raw rows are loaded with COPY; rollups are computed by the same code as ingestion
+(results.rollups.cells_of) and written with COPY too. Then, in one run:
+
+- ingestion items/s with and without rollup maintenance (results_ingest, batches of 100);
+- p50/p99 of /result/report (a) one endpoint, all agents, 24 h at 5m, (b) one endpoint, 30 days at 1h,
+  (c) the whole section, 30 days at 1d, group_by=endpoint; /result/summary for 24 h; a page of
+  /result/metrics deep into the data (through Django's test client, so DRF and serialisation count);
+- storage of raw results and of the rollups (pg_total_relation_size, indexes included).
+
+A throwaway database on $BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432) is created
+and dropped (``--keep`` keeps it and prints its name)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import random
+import secrets
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+STEP = timedelta(minutes=5)
+AGENTS_PER_ENDPOINT = 3
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=int, default=5_000_000, help="About how many raw results (default 5M).")
+    parser.add_argument("--endpoints", type=int, default=200)
+    parser.add_argument("--agents", type=int, default=20)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=30, help="Timed runs per query (default 30).")
+    parser.add_argument("--batches", type=int, default=200, help="Batches of 100 per ingestion measure.")
+    parser.add_argument("--keep", action="store_true", help="Keep the database (its name is printed).")
+    return parser.parse_args()
+
+
+def create_database() -> tuple[str, str]:
+    import psycopg
+
+    base = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432").rstrip("/")
+    name = f"smotra_bench_read_{secrets.token_hex(4)}"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return base, name
+
+
+def drop_database(base: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def setup_django(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ["SMOTRA_DATABASE_TYPE"] = "postgres"
+    os.environ.setdefault("SMOTRA_LOG_LEVEL", "warn")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smotra.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The fleet and its results
+
+
+def build_fleet(endpoint_count: int, agent_count: int):
+    from agents.models import Agent
+    from endpoints.models import Endpoint
+    from tenants.models import Membership, Section, Tenant, User
+
+    tenant = Tenant.objects.create(name="Bench")
+    section = Section.objects.create(tenant=tenant, name="fleet")
+    user = User.objects.create(username="bench-viewer", is_staff=True)
+    Membership.objects.create(user=user, tenant=tenant, role="viewer")
+    endpoints = Endpoint.objects.bulk_create(
+        [Endpoint(section=section, address=f"target-{n:03d}.example.net", port=443) for n in range(endpoint_count)]
+    )
+    now = datetime.now(UTC)
+    agents = Agent.objects.bulk_create(
+        [Agent(id=uuid.uuid4(), section=section, name=f"agent-{n:02d}", last_seen_at=now) for n in range(agent_count)]
+    )
+    pairs = [
+        (endpoint, agents[(index * 7 + k * 3) % agent_count])
+        for index, endpoint in enumerate(endpoints)
+        for k in range(AGENTS_PER_ENDPOINT)
+    ]
+    return user, section, endpoints, agents, pairs
+
+
+def outage(rng: random.Random, start: datetime, days: int) -> tuple[datetime, datetime]:
+    begin = start + timedelta(minutes=rng.randrange(days * 24 * 60))
+    return begin, begin + timedelta(hours=rng.choice([1, 2, 4]))
+
+
+def generate(pairs, start: datetime, steps: int, seed: int = 42):
+    """Yield CheckResult instances (unsaved), time-ordered per pair: realistic latencies, outages."""
+    from results.models import CheckResult
+
+    rng = random.Random(seed)
+    days = max(1, steps * STEP // timedelta(days=1))
+    for endpoint, agent in pairs:
+        base = rng.uniform(1, 150)
+        spread = rng.uniform(0.05, 0.4)
+        outages = [outage(rng, start, days) for _ in range(rng.choice([0, 0, 1, 2]))]
+        lossy_hour = rng.randrange(24)
+        for step in range(steps):
+            at = start + step * STEP + timedelta(seconds=rng.randrange(60))
+            down = any(begin <= at < end for begin, end in outages)
+            loss = 0.3 if at.hour == lossy_hour else 0.005
+            latencies = [] if down else [round(rng.lognormvariate(math.log(base), spread), 3) for _ in range(3)]
+            latencies = [value for value in latencies if rng.random() > loss]
+            yield CheckResult(
+                id=uuid.uuid4(),
+                agent_id=agent.pk,
+                endpoint_id=endpoint.pk,
+                check_type="ping",
+                success=bool(latencies),
+                checked_at=at,
+                received_at=at,
+                latency_ms=round(statistics.fmean(latencies), 3) if latencies else None,
+                packets_sent=3,
+                packets_received=len(latencies),
+                resolved_ip="192.0.2.1",
+                details={
+                    "successes": len(latencies),
+                    "failures": 3 - len(latencies),
+                    "success_latencies": latencies,
+                    "error_details": None if latencies else {"errors": ["request timed out"]},
+                },
+            )
+
+
+COPY_COLUMNS = [
+    "id",
+    "agent_id",
+    "endpoint_id",
+    "check_type",
+    "success",
+    "checked_at",
+    "received_at",
+    "latency_ms",
+    "packets_sent",
+    "packets_received",
+    "status_code",
+    "resolved_ip",
+    "details",
+]
+
+
+ROLLUP_COLUMNS = [
+    "endpoint_id",
+    "bucket",
+    "agent_id",
+    "check_type",
+    "check_count",
+    "success_count",
+    "failure_count",
+    "packets_sent",
+    "packets_received",
+    "latency_count",
+    "latency_sum",
+    "latency_min",
+    "latency_max",
+    "histogram",
+]
+
+
+def load(pairs, start: datetime, steps: int) -> int:
+    """COPY the raw rows, one (endpoint, agent) pair at a time, and its rollup rows as ingestion's
+    own code computes them (results.rollups.cells_of). A pair's results all arrive here at once, so
+    each rollup row is complete and COPY can write it: upserting 5 million rows one batch at a time
+    would measure the loader, not the reads."""
+    from django.db import connection
+
+    from results.rollups import RESOLUTIONS, cells_of
+
+    loaded = 0
+    with connection.cursor() as cursor:
+        raw = cursor.connection
+        for number, pair in enumerate(pairs):
+            results = list(generate([pair], start, steps, seed=number))
+            with raw.transaction(), raw.cursor() as copy_cursor:
+                with copy_cursor.copy(f"COPY results_checkresult ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
+                    for r in results:
+                        copy.write_row([getattr(r, name) for name in COPY_COLUMNS[:-1]] + [json.dumps(r.details)])
+                for model, width in RESOLUTIONS.values():
+                    table = model._meta.db_table
+                    with copy_cursor.copy(f"COPY {table} ({', '.join(ROLLUP_COLUMNS)}) FROM STDIN") as copy:
+                        for (endpoint_id, bucket, agent_id, check_type), cell in cells_of(results, width).items():
+                            values = [getattr(cell, name) for name in ROLLUP_COLUMNS[4:13]]
+                            copy.write_row(
+                                [endpoint_id, bucket, agent_id, check_type, *values, json.dumps(cell.histogram)]
+                            )
+            loaded += len(results)
+            if number % 20 == 0:
+                print(f"  loaded {loaded:,}", end="\r", flush=True)
+    print()
+    return loaded
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+
+
+def ingestion_rate(agent, endpoints, batches: int, *, with_rollups: bool) -> float:
+    """Items per second through results_ingest (validation, dedup, insert, rollups) in batches of 100."""
+    from unittest import mock
+
+    from results import rollups
+    from results.services import ingest
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    items = [
+        [
+            {
+                "id": str(uuid.uuid4()),
+                "agent_id": str(agent.pk),
+                "endpoint_id": str(endpoints[(b * 100 + n) % len(endpoints)].pk),
+                "timestamp": (now - timedelta(seconds=n)).isoformat(),
+                "check_type": {
+                    "type": "ping",
+                    "result": {
+                        "resolved_ip": "192.0.2.1",
+                        "successes": 3,
+                        "failures": 0,
+                        "success_latencies": [10.5, 11.25, 12.0],
+                        "error_details": None,
+                    },
+                },
+            }
+            for n in range(100)
+        ]
+        for b in range(batches)
+    ]
+    patch = mock.patch.object(ingest, "rollups_add", rollups.rollups_add if with_rollups else lambda results: None)
+    with patch:
+        started = time.perf_counter()
+        for batch in items:
+            ingest.results_ingest(agent=agent, items=batch)
+        elapsed = time.perf_counter() - started
+    return batches * 100 / elapsed
+
+
+def timed(client, path: str, params: dict, runs: int, token: str) -> tuple[float, float, int]:
+    url = f"{path}?{urlencode(params, doseq=True)}"
+    durations = []
+    response = None
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get(url, HTTP_AUTHORIZATION=f"Bearer {token}")
+        durations.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (url, response.status_code, response.content[:300])
+    durations.sort()
+    rows = len(response.json().get("data") or response.json().get("metrics") or response.json().get("by_agent") or [])
+    p99 = durations[min(len(durations) - 1, math.ceil(0.99 * len(durations)) - 1)]
+    return statistics.median(durations), p99, rows
+
+
+def storage() -> dict:
+    from django.db import connection
+
+    sizes = {}
+    with connection.cursor() as cursor:
+        for table in ("results_checkresult", "results_minuterollup", "results_hourrollup"):
+            cursor.execute("SELECT pg_total_relation_size(%s), (SELECT count(*) FROM " + table + ")", [table])
+            sizes[table] = cursor.fetchone()
+    return sizes
+
+
+def main() -> None:
+    args = parse_args()
+    base, name = create_database()
+    print(f"database {name}")
+    try:
+        setup_django(f"{base}/{name}")
+        run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if args.keep:
+            print(f"kept database {name}")
+        else:
+            drop_database(base, name)
+
+
+def run(args) -> None:
+    from django.conf import settings
+    from django.test import Client
+
+    from results.models import CheckResult
+    from results.selectors.raw import cursor_encode
+    from tenants.tokens import token_issue
+
+    settings.ALLOWED_HOSTS = ["*"]
+    user, section, endpoints, agents, pairs = build_fleet(args.endpoints, args.agents)
+    steps = max(1, round(args.results / len(pairs)))
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = now - steps * STEP
+    print(f"{len(pairs)} (endpoint, agent) pairs x {steps} checks = {len(pairs) * steps:,} results over {args.days} d")
+    started = time.perf_counter()
+    loaded = load(pairs, start, steps)
+    print(f"loaded {loaded:,} results with rollups in {time.perf_counter() - started:.0f} s")
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("prune_results", stdout=io.StringIO())  # minute rollups keep 14 days, as in production
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+
+    fresh = agents[0]
+    without = ingestion_rate(fresh, endpoints, args.batches, with_rollups=False)
+    with_rollups = ingestion_rate(fresh, endpoints, args.batches, with_rollups=True)
+
+    token, _ = token_issue(user=user)
+    client = Client()
+    endpoint = endpoints[17]
+    day_ago, month_ago = (now - timedelta(days=1)).isoformat(), (now - timedelta(days=args.days)).isoformat()
+    deep = CheckResult.objects.order_by("checked_at", "id")[loaded * 3 // 4]
+    queries = {
+        "report (a): 1 endpoint, all agents, 24 h, 5m": (
+            "/api/v1/result/report",
+            {"start_time": day_ago, "end_time": now.isoformat(), "aggregation": "5m", "endpoint_id": str(endpoint.pk)},
+        ),
+        "report (b): 1 endpoint, 30 d, 1h": (
+            "/api/v1/result/report",
+            {
+                "start_time": month_ago,
+                "end_time": now.isoformat(),
+                "aggregation": "1h",
+                "endpoint_id": str(endpoint.pk),
+                "page_size": 1000,
+            },
+        ),
+        "report (c): section, 30 d, 1d, group_by=endpoint": (
+            "/api/v1/result/report",
+            {
+                "start_time": month_ago,
+                "end_time": now.isoformat(),
+                "aggregation": "1d",
+                "section_id": str(section.pk),
+                "group_by": "endpoint",
+            },
+        ),
+        "summary, 24 h": ("/api/v1/result/summary", {"time_range": "24h"}),
+        "metrics: a page deep into the data": (
+            "/api/v1/result/metrics",
+            {"start_time": month_ago, "end_time": now.isoformat(), "cursor": cursor_encode(deep)},
+        ),
+    }
+    timings = {label: timed(client, path, params, args.runs, token) for label, (path, params) in queries.items()}
+    sizes = storage()
+    report(loaded, without, with_rollups, timings, sizes)
+
+
+def report(loaded, without, with_rollups, timings, sizes) -> None:
+    out = io.StringIO()
+    out.write(f"\nraw results: {loaded:,}\n\n")
+    out.write("| measure | value |\n|---|---:|\n")
+    out.write(f"| ingestion without rollups (items/s) | {without:,.0f} |\n")
+    out.write(f"| ingestion with rollups (items/s) | {with_rollups:,.0f} ({with_rollups / without:.0%}) |\n")
+    for label, (p50, p99, rows) in timings.items():
+        out.write(f"| {label}: p50 / p99 ms ({rows} rows) | {p50:.1f} / {p99:.1f} |\n")
+    raw_bytes = sizes["results_checkresult"][0]
+    rollup_bytes = sizes["results_minuterollup"][0] + sizes["results_hourrollup"][0]
+    for table, (size, rows) in sizes.items():
+        out.write(f"| {table}: rows, MB | {rows:,}, {size / 2**20:,.0f} |\n")
+    out.write(f"| rollup storage / raw | {rollup_bytes / raw_bytes:.0%} |\n")
+    print(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()
