@@ -89,7 +89,11 @@ class UnknownEndpointAdmin(_ReadOnly, TenantScopedAdminMixin, admin.ModelAdmin):
 def _endpoint_column(name: str) -> Subquery:
     """One column of the result's endpoint, or NULL when it is gone. Results keep their endpoint id
     without a database constraint: a join (``select_related``) would drop the rows of deleted ones."""
-    return Subquery(Endpoint.objects.filter(pk=OuterRef("endpoint_id")).values(name)[:1])
+    # Only an endpoint of the result's own tenant: an id may also name another tenant's endpoint.
+    same_tenant = Endpoint.objects.filter(
+        pk=OuterRef("endpoint_id"), section__tenant=OuterRef("agent__section__tenant")
+    )
+    return Subquery(same_tenant.values(name)[:1])
 
 
 @admin.register(CheckResult)

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from agents.models import Agent, AgentRegistration
 from agents.overrides import overrides_validate
-from agents.services.versions import config_version_after_move, config_versions_bump
+from agents.services.versions import config_version_after_move, config_version_lock, config_versions_bump
 from endpoints.services import tags_in_section
 from tenants.models import Role, Section
 from tenants.services import Actor, audit_record, authorize
@@ -34,7 +34,8 @@ def agent_update(
     # last-seen times and revocation this instance was loaded with, undoing concurrent updates.
     fields = ["updated_at"]
     moved = section is not None and section.pk != agent.section_id
-    previous = agent_document_version(agent.pk)
+    # A move sets the agent's own counter from its current total: hold both counters still first.
+    previous = config_version_lock(agent, section.pk) if moved else None
     if moved:
         authorize(actor, section.tenant_id, Role.OPERATOR)
         bump_sections |= agent_section_move(agent, section, keep_tags=tag_ids is not None)
@@ -61,10 +62,6 @@ def agent_update(
         config_version_after_move(agent, previous)
     audit_record(actor=actor, action="agent.update", obj=agent, tenant=agent.section.tenant, details=changed)
     return Agent.objects.with_document_version().select_related("section__tenant").get(pk=agent.pk)
-
-
-def agent_document_version(agent_id) -> int:
-    return Agent.objects.with_document_version().get(pk=agent_id).document_version
 
 
 def agent_section_move(agent: Agent, section: Section, *, keep_tags: bool) -> set:

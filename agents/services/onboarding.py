@@ -20,8 +20,8 @@ from agents.models import (
     ClaimFailure,
     RegistrationState,
 )
-from agents.services.management import agent_document_version, agent_section_move
-from agents.services.versions import config_version_after_move, config_versions_bump
+from agents.services.management import agent_section_move
+from agents.services.versions import config_version_after_move, config_version_lock, config_versions_bump
 from endpoints.models import Endpoint
 from endpoints.validators import validate_address
 from smotra import metrics
@@ -422,7 +422,7 @@ def _restore_agent(
 ) -> tuple[Agent, str]:
     """The same agent record, live again with a new key: its results and history stay."""
     key = api_key_generate()
-    previous = agent_document_version(agent.pk)
+    previous = config_version_lock(agent, section.pk)
     moved = agent_section_move(agent, section, keep_tags=False) if section.pk != agent.section_id else set()
     agent.name = name or agent.name
     agent.hostname, agent.agent_version = registration.hostname, registration.agent_version

@@ -29,6 +29,15 @@ def config_versions_bump(*, section_ids: Iterable = (), agent_ids: Iterable = ()
     return bumped
 
 
+def config_version_lock(agent: Agent, *section_ids) -> int:
+    """Lock the agent's row and the sections' rows (in id order, as section bumps take them) and
+    return the agent's version: with the counters it is made of held still, a move can set it."""
+    list(Agent.objects.filter(pk=agent.pk).select_for_update(no_key=True).values_list("pk", flat=True))
+    sections = Section.objects.filter(pk__in={agent.section_id, *section_ids}).order_by("pk")
+    list(sections.select_for_update(no_key=True).values_list("pk", flat=True))
+    return Agent.objects.with_document_version().get(pk=agent.pk).document_version
+
+
 def config_version_after_move(agent: Agent, previous: int) -> None:
     """After a move to another section, set the agent's own counter so that its version is one
     above ``previous``, whatever the new section's counter is (versions never go back)."""

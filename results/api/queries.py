@@ -339,11 +339,13 @@ def metric_item(result, targets: dict) -> dict:
     }
 
 
-def _targets(results) -> dict:
+def _targets(results, user) -> dict:
+    """The addresses of the results' endpoints the user may see: an id can also name an endpoint
+    of another tenant (results of an agent that moved, an id adopted elsewhere after a delete)."""
     ids = {result.endpoint_id for result in results}
     return {
         endpoint.pk: f"{endpoint.address}:{endpoint.port}" if endpoint.port else endpoint.address
-        for endpoint in Endpoint.objects.filter(pk__in=ids).only("id", "address", "port")
+        for endpoint in Endpoint.objects.visible_to(user).filter(pk__in=ids).only("id", "address", "port")
     }
 
 
@@ -371,9 +373,9 @@ class MetricsView(JsonOnlyNegotiation, APIView):
         )
         results = raw_results(request.user, query, after=values.get("cursor"))
         if values["format"] == "csv":
-            return csv_response("metrics.csv", METRIC_CSV_COLUMNS, _flat_metrics(results))
+            return csv_response("metrics.csv", METRIC_CSV_COLUMNS, _flat_metrics(results, request.user))
         page, next_cursor = page_of(results, values["page_size"])
-        targets = _targets(page)
+        targets = _targets(page, request.user)
         body = {
             "metrics": [metric_item(result, targets) for result in page],
             "pagination": {"page_size": values["page_size"], "has_next": bool(next_cursor), "next_cursor": next_cursor},
@@ -381,19 +383,19 @@ class MetricsView(JsonOnlyNegotiation, APIView):
         return Response(MetricsSerializer(body).data)
 
 
-def _flat_metrics(results):
+def _flat_metrics(results, user):
     """Every row of the query for CSV, read in chunks."""
     chunk = []
     for result in results.iterator(chunk_size=2000):
         chunk.append(result)
         if len(chunk) == 2000:
-            yield from _flatten(chunk)
+            yield from _flatten(chunk, user)
             chunk = []
-    yield from _flatten(chunk)
+    yield from _flatten(chunk, user)
 
 
-def _flatten(chunk):
-    targets = _targets(chunk)
+def _flatten(chunk, user):
+    targets = _targets(chunk, user)
     for result in chunk:
         item = metric_item(result, targets)
         yield {**{key: item[key] for key in METRIC_CSV_COLUMNS[:5]}, **item["metric"]}

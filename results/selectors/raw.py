@@ -10,7 +10,7 @@ import binascii
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Q
 
@@ -41,8 +41,8 @@ def cursor_decode(cursor: str) -> tuple[datetime, uuid.UUID]:
         moment = datetime.fromisoformat(moment)
         if moment.tzinfo is None:  # ours always carry one; a naive time would be read in no zone
             raise ValueError(cursor)
-        return moment, uuid.UUID(result_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        return moment.astimezone(UTC), uuid.UUID(result_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise Invalid("cursor is not one this API handed out.", field="cursor") from None
 
 

@@ -7,6 +7,7 @@ averaging percentiles. Buckets without results are absent, so a chart shows a ga
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -65,9 +66,13 @@ def visible_endpoints(user, query: ReportQuery):
     return endpoints
 
 
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
 def _has_port(target: str) -> bool:
     head, sep, tail = target.rpartition(":")
-    return bool(sep) and tail.isdigit() and "://" not in target and head.count(":") == 0
+    # ASCII digits only: str.isdigit() is also true of "²", which int() refuses.
+    return bool(sep) and bool(_PORT.fullmatch(tail)) and "://" not in target and head.count(":") == 0
 
 
 def report(user, query: ReportQuery, *, now: datetime | None = None) -> tuple[str, list[dict], dict]:

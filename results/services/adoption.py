@@ -20,5 +20,8 @@ def unknown_endpoint_adopt(*, actor, unknown: UnknownEndpoint, address: str = ""
     endpoint = endpoint_create(
         actor=actor, section=unknown.agent.section, address=address, endpoint_id=unknown.endpoint_id
     )
-    UnknownEndpoint.objects.filter(endpoint_id=unknown.endpoint_id).delete()
+    # Settled for the agents of this tenant; another tenant's record of the same id is its own.
+    UnknownEndpoint.objects.filter(
+        endpoint_id=unknown.endpoint_id, agent__section__tenant=unknown.agent.section.tenant_id
+    ).delete()
     return endpoint

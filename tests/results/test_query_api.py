@@ -1098,3 +1098,36 @@ def test_summary_when_everything_goes_quiet(client_for, vera, small_fleet, froze
     assert (answer["active_agents"], answer["inactive_agents"]) == (0, 4)
     assert (answer["reachable_targets"], answer["degraded_targets"], answer["unknown_targets"]) == (0, 0, 5)
     assert answer["total_checks"] == 10
+
+
+# ---------------------------------------------------------------------------------------------
+# Found in review: a non-ASCII "digit" port, an out-of-range cursor, another tenant's address
+
+
+def test_a_target_with_a_non_ascii_digit_port_is_no_port(client_for, alice):
+    body = report(client_for(alice), start_time=NOW - timedelta(hours=1), end_time=NOW, target="example.com:\u00b2")
+    assert body["data"] == []
+
+
+def test_a_cursor_at_the_edge_of_time_is_refused(client_for, alice, assert_error):
+    import base64
+    import json as jsonlib
+
+    raw = jsonlib.dumps(["0001-01-01T00:00:00+01:00", str(uuid.uuid4())]).encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    response = query(client_for(alice), "metrics", start_time=NOW - timedelta(hours=1), end_time=NOW, cursor=cursor)
+    assert_error(response, 400, "validation_error", field="cursor")
+
+
+def test_a_result_naming_another_tenants_endpoint_shows_no_address(client_for, alice, section_a, section_b):
+    from endpoints.models import Endpoint
+    from results.models import CheckResult
+
+    probe = Probe(section_a, "mover")
+    mine = Endpoint.objects.create(section=section_a, address="mine.example")
+    probe.send([probe.ping(mine, NOW - timedelta(minutes=5), [10.0])])
+    theirs = Endpoint.objects.create(section=section_b, address="secret.bravo.example")
+    CheckResult.objects.update(endpoint_id=theirs.pk)  # e.g. an agent that moved between tenants
+    body = query(client_for(alice), "metrics", start_time=NOW - timedelta(hours=1), end_time=NOW).json()
+    assert [item["metric"]["target"] for item in body["metrics"]] == [None]
+    assert "secret.bravo" not in str(body)
