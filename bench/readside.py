@@ -172,24 +172,6 @@ COPY_COLUMNS = [
 ]
 
 
-ROLLUP_COLUMNS = [
-    "endpoint_id",
-    "bucket",
-    "agent_id",
-    "check_type",
-    "check_count",
-    "success_count",
-    "failure_count",
-    "packets_sent",
-    "packets_received",
-    "latency_count",
-    "latency_sum",
-    "latency_min",
-    "latency_max",
-    "histogram",
-]
-
-
 def load(pairs, start: datetime, steps: int) -> int:
     """COPY the raw rows, one (endpoint, agent) pair at a time, and its rollup rows as ingestion's
     own code computes them (results.rollups.cells_of). A pair's results all arrive here at once, so
@@ -197,7 +179,7 @@ def load(pairs, start: datetime, steps: int) -> int:
     would measure the loader, not the reads."""
     from django.db import connection
 
-    from results.rollups import RESOLUTIONS, cells_of
+    from results.rollups import RESOLUTIONS, ROLLUP_COLUMNS, cells_of
 
     loaded = 0
     with connection.cursor() as cursor:

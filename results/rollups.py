@@ -109,7 +109,7 @@ def rollups_add(results: list[CheckResult]) -> None:
 # ---------------------------------------------------------------------------------------------
 # The additive upsert, in each database's dialect
 
-_COLUMNS = [
+ROLLUP_COLUMNS = [
     "endpoint_id",
     "bucket",
     "agent_id",
@@ -156,14 +156,14 @@ def _upsert_sql(table: str, rows: int) -> str:
     key = (connection.vendor, table, rows)
     if key not in _SQL_CACHE:
         dialect = _MERGE[connection.vendor]
-        placeholders = ", ".join(["%s"] * (len(_COLUMNS) - 1) + [dialect["cast"]])
+        placeholders = ", ".join(["%s"] * (len(ROLLUP_COLUMNS) - 1) + [dialect["cast"]])
         values = ", ".join([f"({placeholders})"] * rows)
         updates = [f"{name} = t.{name} + excluded.{name}" for name in _ADDED]
         updates += [f"latency_min = {dialect['min'].format('latency_min')}"]
         updates += [f"latency_max = {dialect['max'].format('latency_max')}"]
         updates += [f"histogram = {dialect['histogram']}"]
         _SQL_CACHE[key] = (
-            f"INSERT INTO {table} AS t ({', '.join(_COLUMNS)}) VALUES {values} "  # noqa: S608 - our own names
+            f"INSERT INTO {table} AS t ({', '.join(ROLLUP_COLUMNS)}) VALUES {values} "  # noqa: S608 - our own names
             f"ON CONFLICT (endpoint_id, bucket, agent_id, check_type) DO UPDATE SET {', '.join(updates)}"
         )
     return _SQL_CACHE[key]
@@ -181,7 +181,7 @@ def upsert_cells(model, cells: dict[tuple, Cell], chunk: int = 500) -> None:
                 bucket_field.get_db_prep_value(bucket, connection),
                 _uuid(agent_id),
                 check_type,
-                *(getattr(cell, name) for name in _COLUMNS[4:13]),
+                *(getattr(cell, name) for name in ROLLUP_COLUMNS[4:13]),
                 json.dumps(cell.histogram, separators=(",", ":")),
             ]
         )
