@@ -82,7 +82,10 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     filter_horizontal = ["tags"]
     fieldsets = [
         (None, {"fields": ["name", "status_column", "section", "tags"]}),
-        ("Agent", {"fields": ["id", "hostname", "agent_version", "ip_addresses", "self_endpoint", "config_version"]}),
+        (
+            "Agent",
+            {"fields": ["id", "hostname", "agent_version", "ip_addresses", "self_endpoint", "configuration_version"]},
+        ),
         (
             "Activity and key",
             {
@@ -105,7 +108,7 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         "hostname",
         "agent_version",
         "ip_addresses",
-        "config_version",
+        "configuration_version",
         "api_key_prefix",
         "claimed_at",
         "claimed_by",
@@ -156,6 +159,11 @@ class AgentAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return self._has_role(request, obj, Role.ADMIN)
+
+    @admin.display(description="Config version")
+    def configuration_version(self, agent) -> int:
+        """The version agents see (ETag): the agent's own counter plus its section's."""
+        return agent.document_version
 
     @admin.display(description="Key delivery")
     def key_delivery(self, agent) -> str:

@@ -465,3 +465,16 @@ def test_view_site_leads_to_the_admin(login, oscar):
     page = html(login(oscar).get("/admin/"))
 
     assert '<a href="/admin/">View site</a>' in page
+
+
+def test_the_agent_page_shows_the_version_agents_see(login, alice, world):
+    from endpoints.services import endpoint_create
+    from tenants.services import Actor
+
+    endpoint_create(actor=Actor.cli(), section=world.a.section, address="192.0.2.77")  # bumps the section
+    agent = world.a.agent
+    agent.refresh_from_db()
+    page = login(alice).get(f"/admin/agents/agent/{agent.pk}/change/").content.decode()
+    expected = Agent.objects.with_document_version().get(pk=agent.pk).document_version
+    assert expected == agent.config_version + 1
+    assert f'<div class="readonly">{expected}</div>' in page
