@@ -195,7 +195,8 @@ class Agent(TimestampedModel):
 
 class AgentConfigCache(models.Model):
     """The rendered configuration document of an agent at ``version``. Valid only while the agent's
-    config_version equals it, so a bump invalidates it for every worker without any message."""
+    document_version equals it, so a bump (of the agent or its section) invalidates it for every
+    worker without any message."""
 
     agent = models.OneToOneField(Agent, on_delete=models.CASCADE, primary_key=True, related_name="+")
     version = models.PositiveBigIntegerField()
