@@ -130,6 +130,17 @@ class WindowQuerySerializer(QuerySerializer):
     def validate_metric_type(self, value):
         return sorted({METRIC_ALIASES.get(name, name) for name in value})
 
+    def window(self) -> dict:
+        """The query fields every window query shares, from the validated parameters."""
+        values = self.validated_data
+        return {
+            "start": values["start_time"],
+            "end": values["end_time"],
+            "agent_ids": tuple(values.get("agent_id", ())),
+            "endpoint_ids": tuple(values.get("endpoint_id", ())),
+            "metric_types": tuple(values.get("metric_type", ())),
+        }
+
     def validate(self, data):
         if data["end_time"] <= data["start_time"]:
             raise serializers.ValidationError({"end_time": "Must be after start_time."})
@@ -228,12 +239,8 @@ class ReportView(JsonOnlyNegotiation, APIView):
         params.is_valid(raise_exception=True)
         values = params.validated_data
         query = ReportQuery(
-            start=values["start_time"],
-            end=values["end_time"],
+            **params.window(),
             aggregation=values["aggregation"],
-            agent_ids=tuple(values.get("agent_id", ())),
-            endpoint_ids=tuple(values.get("endpoint_id", ())),
-            metric_types=tuple(values.get("metric_type", ())),
             section_id=values.get("section_id"),
             target=values.get("target", ""),
             statuses=tuple(values.get("status", ())),
@@ -363,14 +370,7 @@ class MetricsView(JsonOnlyNegotiation, APIView):
         params = MetricsQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         values = params.validated_data
-        query = RawQuery(
-            start=values["start_time"],
-            end=values["end_time"],
-            agent_ids=tuple(values.get("agent_id", ())),
-            endpoint_ids=tuple(values.get("endpoint_id", ())),
-            metric_types=tuple(values.get("metric_type", ())),
-            success=values.get("success"),
-        )
+        query = RawQuery(**params.window(), success=values.get("success"))
         results = raw_results(request.user, query, after=values.get("cursor"))
         if values["format"] == "csv":
             return csv_response("metrics.csv", METRIC_CSV_COLUMNS, _flat_metrics(results, request.user))
