@@ -6,17 +6,23 @@ as the value whose relative distance to both of its bounds is (G - 1) / (G + 1):
 1.96 %, so a percentile read from the histogram is within 2 % of the exact nearest-rank percentile of
 the samples (or within 0.05 ms, below 0.1 ms). Reported values are clamped to the samples' min and max.
 
-A histogram is stored as a JSON object ``{"<bucket>": count}`` holding only the non-empty buckets."""
+In Python a histogram is ``{bucket: count}`` over its non-empty buckets. A rollup row stores it as
+bytes: 6 per entry, the bucket as an unsigned 16-bit and the count as a 32-bit big-endian integer.
+Stored entries may repeat a bucket (PostgreSQL appends one batch's entries to a row's and compacts
+only past a size, see migration 0005); decoding adds repeats up, so both forms mean the same."""
 
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Iterable, Mapping
 
 GROWTH = 1.04
 FLOOR_MS = 0.1
 LAST_BUCKET = 800  # 0.1 ms * 1.04**800: about 4e12 ms; anything larger is counted there
 _LOG_GROWTH = math.log(GROWTH)
+_ENTRY = struct.Struct(">Hi")
+MAX_COUNT = 2**31 - 1  # a count is stored as a signed 32-bit integer (PostgreSQL's int4send)
 
 
 def bucket_of(value_ms: float) -> int:
@@ -39,30 +45,48 @@ def bucket_value(index: int) -> float:
     return FLOOR_MS * GROWTH**index * 2 / (GROWTH + 1)
 
 
-def histogram_of(samples: Iterable[float]) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def histogram_of(samples: Iterable[float]) -> dict[int, int]:
+    counts: dict[int, int] = {}
     for sample in samples:
-        key = str(bucket_of(sample))
+        key = bucket_of(sample)
         counts[key] = counts.get(key, 0) + 1
     return counts
 
 
-def histogram_add(into: dict[str, int], other: Mapping[str, int]) -> dict[str, int]:
+def histogram_add(into: dict[int, int], other: Mapping[int, int]) -> dict[int, int]:
     """Add ``other``'s counts into ``into`` (in place) and return it."""
     for key, count in other.items():
         into[key] = into.get(key, 0) + count
     return into
 
 
-def percentile(histogram: Mapping[str, int], p: float, *, low: float | None, high: float | None) -> float | None:
+def histogram_encode(histogram: Mapping[int, int]) -> bytes:
+    """The stored form: one entry per non-empty bucket, in bucket order."""
+    return b"".join(_ENTRY.pack(key, min(count, MAX_COUNT)) for key, count in sorted(histogram.items()) if count)
+
+
+def histogram_decode(data: bytes | memoryview | None, into: dict[int, int] | None = None) -> dict[int, int]:
+    """The counts of a stored histogram, added into ``into`` when given (repeated buckets add up)."""
+    counts = {} if into is None else into
+    for key, count in _ENTRY.iter_unpack(data or b""):
+        counts[key] = counts.get(key, 0) + count
+    return counts
+
+
+def histogram_merge(a: bytes | memoryview | None, b: bytes | memoryview | None) -> bytes:
+    """Two stored histograms as one (SQLite's smotra_histogram_add; PostgreSQL has it in SQL)."""
+    return histogram_encode(histogram_decode(b, histogram_decode(a)))
+
+
+def percentile(histogram: Mapping[int, int], p: float, *, low: float | None, high: float | None) -> float | None:
     """The nearest-rank ``p``-th percentile (0 < p <= 100) of the samples behind ``histogram``."""
     total = sum(histogram.values())
     if not total:
         return None
     rank = max(1, math.ceil(p / 100 * total))
     seen = 0
-    for index in sorted(int(key) for key in histogram):
-        seen += histogram[str(index)]
+    for index in sorted(histogram):
+        seen += histogram[index]
         if seen >= rank:
             value = bucket_value(index)
             if low is not None:

@@ -145,51 +145,74 @@ class UnknownEndpoint(UUIDv7Model):
         return f"{self.endpoint_id} (seen {self.count}x by {self.agent_id})"
 
 
-class Rollup(models.Model):
-    """Aggregates of one (endpoint, agent, check type) over one time bucket, kept additive so that
-    any window and any set of agents is a sum of rows (results/rollups.py maintains them).
+class RollupSeries(models.Model):
+    """One (endpoint, agent, check type) that has rollups: rows refer to it by a 4-byte id, so a
+    rollup row is about 150 bytes with its key instead of two UUIDs and a type in the row and in
+    every index entry (results/rollups.py creates series as results arrive)."""
 
-    Latency samples: every ping latency, tcpconnect's connect time, the response time of udpconnect,
-    httpget and plugin checks (traceroute has none). ``histogram`` is {"<bucket>": count} over the
-    fixed log-spaced buckets of results/histogram.py; percentiles come from adding those up."""
-
+    id = models.AutoField(primary_key=True)
     endpoint_id = models.UUIDField()
-    bucket = models.DateTimeField(help_text="Start of the bucket (UTC), by the results' own timestamps.")
     agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+")
     check_type = models.CharField(max_length=16, choices=CheckType.choices)
+
+    objects = AgentOwnedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "rollup series"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint_id", "agent", "check_type"],
+                name="rollup_series_unique",
+                violation_error_message="This endpoint, agent and check type already have a series.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.check_type} {self.endpoint_id} by {self.agent_id}"
+
+
+class Rollup(models.Model):
+    """Aggregates of one series (endpoint, agent, check type) over one time bucket, kept additive so
+    that any window and any set of agents is a sum of rows (results/rollups.py maintains them).
+
+    Latency samples: every ping latency, tcpconnect's connect time, the response time of udpconnect,
+    httpget and plugin checks (traceroute has none). ``histogram`` counts them over the fixed
+    log-spaced buckets of results/histogram.py (stored as bytes); percentiles come from adding those
+    up."""
+
+    series = models.ForeignKey(RollupSeries, on_delete=models.CASCADE, related_name="+", db_index=False)
+    bucket = models.DateTimeField(help_text="Start of the bucket (UTC), by the results' own timestamps.")
     check_count = models.PositiveIntegerField(default=0)
     success_count = models.PositiveIntegerField(default=0)
     failure_count = models.PositiveIntegerField(default=0)
-    packets_sent = models.PositiveBigIntegerField(default=0)
-    packets_received = models.PositiveBigIntegerField(default=0)
+    packets_sent = models.PositiveIntegerField(default=0)
+    packets_received = models.PositiveIntegerField(default=0)
     latency_count = models.PositiveIntegerField(default=0)
     latency_sum = models.FloatField(default=0.0)
     latency_min = models.FloatField(null=True, blank=True)
     latency_max = models.FloatField(null=True, blank=True)
-    histogram = models.JSONField(default=dict)
-
-    objects = AgentOwnedQuerySet.as_manager()
+    histogram = models.BinaryField(default=b"")
 
     class Meta:
         abstract = True
 
     def __str__(self) -> str:
-        return f"{self.check_type} {self.endpoint_id} by {self.agent_id} @ {self.bucket:%Y-%m-%d %H:%M}"
+        return f"series {self.series_id} @ {self.bucket:%Y-%m-%d %H:%M}"
 
 
 class MinuteRollup(Rollup):
     """One minute of results (kept ``results.minute_rollup_retention``, 14 days by default)."""
 
-    pk = models.CompositePrimaryKey("endpoint_id", "bucket", "agent_id", "check_type")
-
-    class Meta:
-        indexes = [models.Index(fields=["agent", "bucket"], name="minute_rollup_agent_time")]
+    pk = models.CompositePrimaryKey("series", "bucket")
 
 
 class HourRollup(Rollup):
     """One hour of results (kept ``results.hour_rollup_retention``, 400 days by default)."""
 
-    pk = models.CompositePrimaryKey("endpoint_id", "bucket", "agent_id", "check_type")
+    pk = models.CompositePrimaryKey("series", "bucket")
 
-    class Meta:
-        indexes = [models.Index(fields=["agent", "bucket"], name="hour_rollup_agent_time")]
+
+class DayRollup(Rollup):
+    """One UTC day of results, for month- and year-long reports (kept as long as the hourly ones)."""
+
+    pk = models.CompositePrimaryKey("series", "bucket")

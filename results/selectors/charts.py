@@ -19,7 +19,14 @@ from agents.models import Agent
 from results.histogram import percentile
 from results.models import CheckResult, Heartbeat, UnknownEndpoint
 from results.rollups import Cell
-from results.selectors.reports import AGGREGATIONS, ReportQuery, report, report_source, visible_endpoints
+from results.selectors.reports import (
+    AGGREGATIONS,
+    ReportQuery,
+    report,
+    report_source,
+    series_of,
+    visible_endpoints,
+)
 from results.selectors.summary import summary
 
 # Each range is drawn from buckets of one aggregation: 60 to 288 of them.
@@ -114,17 +121,13 @@ def window_buckets(user, query: ReportQuery, key: Callable[[dict], object], *, n
     agents = Agent.objects.visible_to(user)
     if query.agent_ids:
         agents = agents.filter(pk__in=query.agent_ids)
-    rows = model.objects.filter(
-        bucket__gte=query.start,
-        bucket__lt=query.end,
-        endpoint_id__in=list(visible_endpoints(user, query).values_list("pk", flat=True)),
-        agent_id__in=list(agents.values_list("pk", flat=True)),
-    )
-    if query.metric_types:
-        rows = rows.filter(check_type__in=query.metric_types)
+    endpoint_ids = visible_endpoints(user, query).values_list("pk", flat=True)
+    series = series_of(endpoint_ids, agents.values_list("pk", flat=True), query.metric_types)
+    rows = model.objects.filter(bucket__gte=query.start, bucket__lt=query.end, series_id__in=list(series))
     merged: dict = defaultdict(Cell)
     for row in rows.values().iterator(chunk_size=5000):
-        merged[key(row)].add_row(row)
+        endpoint_id, agent_id, check_type = series[row["series_id"]]
+        merged[key({**row, "endpoint_id": endpoint_id, "agent_id": agent_id, "check_type": check_type})].add_row(row)
     return merged
 
 

@@ -1,22 +1,25 @@
 """``/result/report``: aggregated buckets read from the rollups, tenant-scoped.
 
-Rows come from the minute rollups for sub-hour aggregations and from the hourly ones otherwise (or
-when the window reaches back past the minute retention: the answer then says ``1h``). Counts and
-sums are added up; percentiles come from adding the histograms (results/histogram.py), never from
-averaging percentiles. Buckets without results are absent, so a chart shows a gap."""
+Rows come from the minute rollups for sub-hour aggregations, the daily ones for 1d and the hourly
+ones otherwise (or when the window reaches back past the minute retention: the answer then says
+``1h``). The database groups the rows and adds up counts and sums (and so filters by status, counts
+and pages); percentiles come from adding the histograms of a page's rows (results/histogram.py),
+never from averaging percentiles. Buckets without results are absent, so a chart shows a gap."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Case, CharField, Count, DateTimeField, F, Func, Max, Min, Q, Sum, Value, When
 
 from agents.models import Agent
 from endpoints.models import Endpoint
-from results.histogram import percentile
-from results.models import HourRollup, MinuteRollup
+from results.histogram import histogram_decode, percentile
+from results.models import DayRollup, HourRollup, MinuteRollup, RollupSeries
 from results.rollups import Cell
 
 AGGREGATIONS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "6h": 21600, "1d": 86400}
@@ -46,10 +49,13 @@ Bucket = Cell
 
 
 def report_source(query: ReportQuery, now: datetime) -> tuple[type, str]:
-    """The rollup table to read and the aggregation actually used."""
+    """The rollup table to read and the aggregation actually used: daily rows for 1d, minute rows
+    for sub-hour ones unless the window reaches past their retention, hourly rows otherwise."""
     minute_floor = now - timedelta(seconds=settings.SMOTRA.results.minute_rollup_retention)
     if query.aggregation in SUB_HOUR and query.start >= minute_floor:
         return MinuteRollup, query.aggregation
+    if query.aggregation == "1d":
+        return DayRollup, "1d"
     return HourRollup, "1h" if query.aggregation in SUB_HOUR else query.aggregation
 
 
@@ -77,23 +83,141 @@ def _has_port(target: str) -> bool:
 
 def report(user, query: ReportQuery, *, now: datetime | None = None) -> tuple[str, list[dict], dict]:
     """(the aggregation used, every row of the report in order, totals over those rows)."""
-    aggregation, buckets, endpoints, names = _buckets(user, query, now)
-    return aggregation, [_row(key, bucket, endpoints, names) for key, bucket in buckets], _totals(buckets)
+    plan = _plan(user, query, now)
+    rows = []
+    for offset in itertools.count(0, CHUNK):
+        chunk = plan.rows(offset, CHUNK)
+        rows += chunk
+        if len(chunk) < CHUNK:
+            break
+    return plan.aggregation, rows, plan.totals()[1]
 
 
 def report_page(
     user, query: ReportQuery, *, page: int, size: int, now: datetime | None = None
 ) -> tuple[str, list[dict], int, dict]:
     """(the aggregation used, the rows of one page, how many rows in all, totals over all rows):
-    percentiles are worked out for the page's rows only."""
-    aggregation, buckets, endpoints, names = _buckets(user, query, now)
-    rows = [_row(key, bucket, endpoints, names) for key, bucket in buckets[(page - 1) * size : page * size]]
-    return aggregation, rows, len(buckets), _totals(buckets)
+    the database adds up counts and sums; histograms are merged for the page's rows only."""
+    plan = _plan(user, query, now)
+    count, totals = plan.totals()
+    return plan.aggregation, plan.rows((page - 1) * size, size), count, totals
 
 
-def _buckets(user, query: ReportQuery, now: datetime | None):
+CHUNK = 5000
+TIER_SECONDS = {MinuteRollup: 60, HourRollup: 3600, DayRollup: 86400}
+
+
+class BucketStart(Func):
+    """The start of the ``seconds``-wide bucket a rollup's own bucket is in (UTC, from the epoch)."""
+
+    output_field = DateTimeField()
+
+    def __init__(self, expression, seconds: int):
+        super().__init__(expression)
+        self.seconds = seconds
+
+    def as_postgresql(self, compiler, connection):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"date_bin('{self.seconds} seconds'::interval, {sql}, TIMESTAMPTZ '1970-01-01 00:00:00+00')", params
+
+    def as_sqlite(self, compiler, connection):
+        sql, params = compiler.compile(self.source_expressions[0])
+        floor = f"(CAST(strftime('%%s', {sql}) AS INTEGER) / {self.seconds}) * {self.seconds}"
+        return f"strftime('%%Y-%%m-%%d %%H:%%M:%%S', {floor}, 'unixepoch')", params
+
+
+_SUMS = {
+    "check_count": "check_count",
+    "success_count": "success_count",
+    "failure_count": "failure_count",
+    "packets_sent": "packets_sent",
+    "packets_received": "packets_received",
+    "latency_count": "latency_count",
+    "latency_sum": "latency_sum",
+}
+# Aggregates get names of their own: an annotation may not reuse a model field's name.
+_AGGREGATES = {f"sum_{name}": Sum(column) for name, column in _SUMS.items()}
+_AGGREGATES |= {"low": Min("latency_min"), "high": Max("latency_max")}
+_STATE = Case(
+    When(sum_success_count=0, then=Value("unreachable")),
+    When(Q(sum_failure_count__gt=0) | Q(sum_packets_received__lt=F("sum_packets_sent")), then=Value("degraded")),
+    default=Value("reachable"),
+    output_field=CharField(),
+)
+
+
+@dataclass
+class _Plan:
+    """One report's query: rollup rows of the chosen tier, grouped in the database."""
+
+    aggregation: str
+    model: type
+    width: int
+    grouped: object  # the GROUP BY queryset, in report order
+    source: object  # the rollup rows it groups
+    series: dict  # series id -> (endpoint_id, agent_id, check_type)
+    endpoints: dict
+    names: dict
+    group_by: str
+
+    def totals(self) -> tuple[int, dict]:
+        """How many rows, and the metadata over all of them, in one query."""
+        if not self.series:
+            return 0, _metadata(0, 0, 0, 0, 0.0)
+        sums = self.grouped.order_by().aggregate(
+            rows=Count("start"),
+            checks=Sum("sum_check_count"),
+            ok=Sum("sum_success_count"),
+            failed=Sum("sum_failure_count"),
+            samples=Sum("sum_latency_count"),
+            latency=Sum("sum_latency_sum"),
+        )
+        return sums["rows"], _metadata(
+            sums["checks"] or 0, sums["ok"] or 0, sums["failed"] or 0, sums["samples"] or 0, sums["latency"] or 0.0
+        )
+
+    def rows(self, offset: int, size: int) -> list[dict]:
+        if not self.series:
+            return []
+        groups = list(self.grouped[offset : offset + size])
+        histograms = self._histograms(groups)
+        out = []
+        for group in groups:
+            key = self._key(group)
+            cell = Bucket(**{name: group[f"sum_{name}"] for name in _SUMS})
+            cell.latency_min, cell.latency_max = group["low"], group["high"]
+            cell.histogram = histograms.get(key, {})
+            out.append(_row(key, cell, self.endpoints, self.names))
+        return out
+
+    def _key(self, group: dict) -> tuple:
+        agent = group["series__agent_id"] if self.group_by == "agent" else None
+        return (_utc(group["start"]), group["series__endpoint_id"], agent, group["series__check_type"])
+
+    def _histograms(self, groups: list[dict]) -> dict[tuple, dict]:
+        """The merged histograms of the page's rows, read for the page's buckets and series only."""
+        wanted = {self._key(group) for group in groups if group["sum_latency_count"]}
+        if not wanted:
+            return {}
+        pairs = {(endpoint_id, check_type) for _start, endpoint_id, _agent, check_type in wanted}
+        series = [pk for pk, (endpoint_id, _a, check_type) in self.series.items() if (endpoint_id, check_type) in pairs]
+        first = min(key[0] for key in wanted)
+        last = max(key[0] for key in wanted) + timedelta(seconds=self.width)
+        rows = self.source.filter(series_id__in=series, bucket__gte=first, bucket__lt=last)
+        merged: dict[tuple, dict] = {}
+        for series_id, bucket, histogram in rows.values_list("series_id", "bucket", "histogram").iterator(CHUNK):
+            endpoint_id, agent_id, check_type = self.series[series_id]
+            start = datetime.fromtimestamp(int(bucket.timestamp()) // self.width * self.width, UTC)
+            key = (start, endpoint_id, agent_id if self.group_by == "agent" else None, check_type)
+            if key in wanted:
+                histogram_decode(histogram, merged.setdefault(key, {}))
+        return merged
+
+
+def _plan(user, query: ReportQuery, now: datetime | None) -> _Plan:
     now = now or datetime.now(UTC)
     model, aggregation = report_source(query, now)
+    width = AGGREGATIONS[aggregation]
     endpoints = {
         endpoint.pk: endpoint for endpoint in visible_endpoints(user, query).only("id", "address", "port", "section_id")
     }
@@ -101,52 +225,43 @@ def _buckets(user, query: ReportQuery, now: datetime | None):
     if query.agent_ids:
         agents = agents.filter(pk__in=query.agent_ids)
     names = dict(agents.values_list("pk", "name"))
-    rows = model.objects.filter(
-        bucket__gte=query.start,
-        bucket__lt=query.end,
-        endpoint_id__in=list(endpoints),
-        agent_id__in=list(names),
-    )
-    if query.metric_types:
-        rows = rows.filter(check_type__in=query.metric_types)
-    buckets = sorted(_group(rows.values(), AGGREGATIONS[aggregation], query.group_by).items(), key=_order)
+    series = series_of(endpoints, names, query.metric_types)
+    source = model.objects.filter(series_id__in=list(series), bucket__gte=query.start, bucket__lt=query.end)
+    start = F("bucket") if width == TIER_SECONDS[model] else BucketStart("bucket", width)
+    agent = ["series__agent_id"] if query.group_by == "agent" else []
+    keys = ["series__endpoint_id", *agent, "series__check_type"]
+    grouped = source.annotate(start=start).values("start", *keys).annotate(**_AGGREGATES).annotate(state=_STATE)
     if query.statuses:
-        buckets = [(key, bucket) for key, bucket in buckets if bucket_status(bucket) in query.statuses]
-    return aggregation, buckets, endpoints, names
+        grouped = grouped.filter(state__in=query.statuses)
+    grouped = grouped.order_by("start", *keys)
+    return _Plan(aggregation, model, width, grouped, source, series, endpoints, names, query.group_by)
 
 
-def _totals(buckets: list[tuple[tuple, Bucket]]) -> dict:
-    total = Bucket()
-    for _key, bucket in buckets:
-        total.check_count += bucket.check_count
-        total.success_count += bucket.success_count
-        total.failure_count += bucket.failure_count
-        total.latency_count += bucket.latency_count
-        total.latency_sum += bucket.latency_sum
+def series_of(endpoint_ids, agent_ids, metric_types=()) -> dict[int, tuple]:
+    """series id -> (endpoint_id, agent_id, check_type) for these endpoints, agents and types."""
+    series = RollupSeries.objects.filter(endpoint_id__in=list(endpoint_ids), agent_id__in=list(agent_ids))
+    if metric_types:
+        series = series.filter(check_type__in=metric_types)
+    return {pk: (e, a, t) for pk, e, a, t in series.values_list("pk", "endpoint_id", "agent_id", "check_type")}
+
+
+def _utc(moment) -> datetime:
+    # SQLite hands date_bin's stand-in back as a naive UTC time.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _metadata(checks: int, ok: int, failed: int, samples: int, latency: float) -> dict:
     return {
-        "total_checks": total.check_count,
-        "successful_checks": total.success_count,
-        "failed_checks": total.failure_count,
-        "average_response_time_ms": _ms(total.latency_sum / total.latency_count) if total.latency_count else None,
+        "total_checks": checks,
+        "successful_checks": ok,
+        "failed_checks": failed,
+        "average_response_time_ms": _ms(latency / samples) if samples else None,
     }
 
 
-def _group(rows, width: int, group_by: str) -> dict[tuple, Bucket]:
-    buckets: dict[tuple, Bucket] = {}
-    for row in rows.iterator(chunk_size=5000):
-        start = datetime.fromtimestamp(int(row["bucket"].timestamp()) // width * width, UTC)
-        agent = row["agent_id"] if group_by == "agent" else None
-        buckets.setdefault((start, row["endpoint_id"], agent, row["check_type"]), Bucket()).add_row(row)
-    return buckets
-
-
-def _order(item) -> tuple:
-    (start, endpoint_id, agent_id, check_type), _bucket = item
-    return (start, str(endpoint_id), str(agent_id or ""), check_type)
-
-
 def bucket_status(bucket: Bucket) -> str:
-    """reachable: every check succeeded and nothing was lost; unreachable: none succeeded."""
+    """reachable: every check succeeded and nothing was lost; unreachable: none succeeded.
+    (The report computes the same in SQL, ``_STATE``, to filter and count in the database.)"""
     if bucket.success_count == 0:
         return "unreachable"
     lost = bucket.packets_sent and bucket.packets_received < bucket.packets_sent

@@ -10,7 +10,7 @@ from django.db.models import Sum
 from agents.models import Agent, AgentStatus
 from endpoints.models import Endpoint
 from results.models import HourRollup, MinuteRollup
-from results.selectors.reports import Bucket, bucket_status
+from results.selectors.reports import Bucket, bucket_status, series_of
 
 TIME_RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 # A target's state is its merged status over all agents in this last stretch; none: unknown.
@@ -67,17 +67,17 @@ def _sums(rows, by: str) -> dict:
 
 def _target_states(endpoint_ids: list, agent_ids: list, now: datetime) -> dict:
     """endpoint id -> merged status of the last 15 minutes (absent: no results, unknown)."""
-    recent = MinuteRollup.objects.filter(bucket__gte=now - RECENT, endpoint_id__in=endpoint_ids, agent_id__in=agent_ids)
-    return {endpoint_id: bucket_status(bucket) for endpoint_id, bucket in _sums(recent, "endpoint_id").items()}
+    series = series_of(endpoint_ids, agent_ids)
+    recent = MinuteRollup.objects.filter(bucket__gte=now - RECENT, series_id__in=list(series))
+    return {endpoint_id: bucket_status(bucket) for endpoint_id, bucket in _sums(recent, "series__endpoint_id").items()}
 
 
 def _checks(agents: list, endpoint_ids: list, since: datetime, now: datetime, time_range: str):
     """Checks per agent and in all over the time range (minute rollups for an hour, else hourly)."""
     model = MinuteRollup if time_range == "1h" else HourRollup
-    rows = model.objects.filter(
-        bucket__gte=since, bucket__lte=now, agent_id__in=[agent.pk for agent in agents], endpoint_id__in=endpoint_ids
-    )
-    per_agent = defaultdict(Bucket, _sums(rows, "agent_id"))
+    series = series_of(endpoint_ids, [agent.pk for agent in agents])
+    rows = model.objects.filter(bucket__gte=since, bucket__lte=now, series_id__in=list(series))
+    per_agent = defaultdict(Bucket, _sums(rows, "series__agent_id"))
     total = Bucket()
     for bucket in per_agent.values():
         for name in _SUMMED:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from results.histogram import bucket_of, histogram_of, percentile
-from results.models import CheckResult, HourRollup, MinuteRollup
+from results.histogram import bucket_of, histogram_decode, histogram_encode, histogram_merge, histogram_of, percentile
+from results.models import CheckResult, DayRollup, HourRollup, MinuteRollup
 from results.rollups import rollups_add
 from tests.factories import AgentFactory, EndpointFactory
 
@@ -64,6 +64,14 @@ def test_percentiles_are_within_two_percent_of_the_exact_nearest_rank(seed):
         assert abs(reported - exact) <= max(0.02 * exact, 0.1), (p, exact, reported)
 
 
+def test_stored_histograms_round_trip_and_merge():
+    histogram = histogram_of([0.05, 1.0, 1.0, 50.0, 1e9])
+    assert histogram_decode(histogram_encode(histogram)) == histogram
+    assert histogram_decode(histogram_encode(histogram) * 2) == {key: 2 * count for key, count in histogram.items()}
+    assert histogram_decode(histogram_merge(histogram_encode(histogram), b"")) == histogram
+    assert histogram_encode({}) == b"" and histogram_decode(None) == {}
+
+
 def test_bucket_bounds_are_settled_exactly():
     assert bucket_of(0) == bucket_of(0.1) == 0
     assert bucket_of(0.1 * 1.04**7) == 7 and bucket_of(0.1 * 1.04**7 * 1.0000001) == 8
@@ -79,7 +87,7 @@ def test_two_batches_into_one_bucket_add_up(section_a):
             tcp(agent, endpoint, T0 + timedelta(seconds=50), 3.0),
         ]
     )
-    ping_row = MinuteRollup.objects.get(check_type="ping")
+    ping_row = MinuteRollup.objects.get(series__check_type="ping")
     assert (ping_row.bucket, ping_row.check_count, ping_row.success_count, ping_row.failure_count) == (T0, 2, 1, 1)
     assert (ping_row.packets_sent, ping_row.packets_received) == (3, 2)
     assert (ping_row.latency_count, ping_row.latency_sum, ping_row.latency_min, ping_row.latency_max) == (
@@ -88,9 +96,10 @@ def test_two_batches_into_one_bucket_add_up(section_a):
         10.0,
         12.0,
     )
-    assert sum(ping_row.histogram.values()) == 2
-    assert MinuteRollup.objects.get(check_type="tcpconnect").latency_min == 3.0
-    assert HourRollup.objects.get(check_type="ping").check_count == 2
+    assert sum(histogram_decode(ping_row.histogram).values()) == 2
+    assert MinuteRollup.objects.get(series__check_type="tcpconnect").latency_min == 3.0
+    assert HourRollup.objects.get(series__check_type="ping").check_count == 2
+    assert DayRollup.objects.get(series__check_type="ping").check_count == 2
 
 
 def test_histograms_merge_in_the_database(section_a):
@@ -99,8 +108,24 @@ def test_histograms_merge_in_the_database(section_a):
     rollups_add([ping(agent, endpoint, T0, first)])
     rollups_add([ping(agent, endpoint, T0 + timedelta(seconds=30), second)])
     stored = MinuteRollup.objects.get()
-    assert stored.histogram == histogram_of(first + second)
+    assert histogram_decode(stored.histogram) == histogram_of(first + second)
     assert (stored.latency_min, stored.latency_max) == (1.0, 200.0)
+
+
+def test_a_long_run_of_batches_compacts_the_stored_histogram(section_a):
+    """PostgreSQL appends each batch's entries and compacts past 240 bytes: no count is lost, and
+    the stored form stays bounded (one entry per bucket after compaction)."""
+    agent, endpoint = AgentFactory(section=section_a), EndpointFactory(section=section_a)
+    samples = []
+    for n in range(120):
+        latencies = [1.0 + n * 0.37, 2.0 + n, 0.5]
+        samples += latencies
+        rollups_add([ping(agent, endpoint, T0 + timedelta(seconds=n % 60), latencies)])
+    expected = histogram_of(samples)
+    for model in (MinuteRollup, HourRollup, DayRollup):
+        stored = bytes(model.objects.get().histogram)
+        assert histogram_decode(stored) == expected, model.__name__
+        assert len(stored) <= 240 + 18 or len(stored) == 6 * len(expected), model.__name__
 
 
 def test_buckets_follow_the_results_own_time(section_a):
@@ -108,13 +133,14 @@ def test_buckets_follow_the_results_own_time(section_a):
     rollups_add([tcp(agent, endpoint, T0 + timedelta(minutes=61, seconds=59), 1.0)])
     assert MinuteRollup.objects.get().bucket == T0 + timedelta(minutes=61)
     assert HourRollup.objects.get().bucket == T0 + timedelta(hours=1)
+    assert DayRollup.objects.get().bucket == T0.replace(hour=0)
 
 
 def test_deleting_the_agent_deletes_its_rollups(section_a):
     agent, endpoint = AgentFactory(section=section_a), EndpointFactory(section=section_a)
     rollups_add([tcp(agent, endpoint, T0, 1.0)])
     agent.delete()
-    assert not MinuteRollup.objects.exists() and not HourRollup.objects.exists()
+    assert not any(model.objects.exists() for model in (MinuteRollup, HourRollup, DayRollup))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,12 +161,12 @@ def test_ingestion_feeds_the_rollups_and_a_resend_changes_none(api_client, secti
     agent, endpoint = agent_with_key(section_a), EndpointFactory(section=section_a)
     items = [result_item(agent.pk, endpoint.pk, "ping"), result_item(agent.pk, endpoint.pk, "tcpconnect")]
     post_batch(api_client, agent, items)
-    before = sorted(MinuteRollup.objects.values_list("check_type", "check_count", "latency_count", "histogram"))
+    before = sorted(MinuteRollup.objects.values_list("series__check_type", "check_count", "latency_count", "histogram"))
     assert [(row[0], row[1], row[2]) for row in before] == [("ping", 1, 2), ("tcpconnect", 1, 1)]
     assert post_batch(api_client, agent, items)["duplicates_skipped"] == 2
-    after = sorted(MinuteRollup.objects.values_list("check_type", "check_count", "latency_count", "histogram"))
+    after = sorted(MinuteRollup.objects.values_list("series__check_type", "check_count", "latency_count", "histogram"))
     assert after == before
-    assert HourRollup.objects.count() == 2
+    assert HourRollup.objects.count() == DayRollup.objects.count() == 2
 
 
 def test_prune_results_prunes_each_rollup_by_its_retention(section_a):
@@ -155,15 +181,16 @@ def test_prune_results_prunes_each_rollup_by_its_retention(section_a):
         rollups_add([tcp(agent, endpoint, now - age, 1.0)])
     out = StringIO()
     call_command("prune_results", "--chunk", "1", stdout=out)
-    assert "2 minute and 1 hour rollup(s)" in out.getvalue()
-    assert MinuteRollup.objects.count() == 1 and HourRollup.objects.count() == 2
+    assert "2 minute and 2 hour and day rollup(s)" in out.getvalue()
+    assert MinuteRollup.objects.count() == 1 and HourRollup.objects.count() == DayRollup.objects.count() == 2
 
 
 def _snapshot():
     rows = []
-    for model in (MinuteRollup, HourRollup):
-        for row in model.objects.order_by("endpoint_id", "bucket", "agent_id", "check_type").values():
+    for model in (MinuteRollup, HourRollup, DayRollup):
+        for row in model.objects.order_by("series_id", "bucket").values():
             row["latency_sum"] = round(row["latency_sum"], 6)  # summation order differs, not the sum
+            row["histogram"] = histogram_decode(row["histogram"])  # stored entries may repeat a bucket
             rows.append((model.__name__, row))
     return rows
 

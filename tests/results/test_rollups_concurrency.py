@@ -20,7 +20,7 @@ import pytest
 from django.db import connection
 from django.db.models import Sum
 
-from results.models import CheckResult, HourRollup, MinuteRollup
+from results.models import CheckResult, DayRollup, HourRollup, MinuteRollup
 from tests.factories import EndpointFactory, MembershipFactory, SectionFactory, TenantFactory, UserFactory
 from tests.reliability.conftest import login, onboard_agent
 from tests.results import result_item
@@ -119,8 +119,8 @@ def test_concurrent_batches_into_one_bucket_lose_nothing(server_on_postgres):
     per_agent = 2 * BATCHES_PER_THREAD * BATCH
     assert CheckResult.objects.count() == 2 * per_agent
 
-    # The rollups hold every stored result exactly once, at both resolutions.
-    for model in (MinuteRollup, HourRollup):
+    # The rollups hold every stored result exactly once, at every resolution.
+    for model in (MinuteRollup, HourRollup, DayRollup):
         totals = model.objects.aggregate(checks=Sum("check_count"), samples=Sum("latency_count"))
         assert totals == {"checks": 2 * per_agent, "samples": 2 * 3 * per_agent}, model.__name__
     assert MinuteRollup.objects.filter(bucket=bucket).count() == 2

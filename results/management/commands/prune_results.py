@@ -1,8 +1,8 @@
 """``manage.py prune_results [--older-than 30d] [--chunk 5000]``: enforce the retention settings.
 
 Deletes results, vitals and unknown-endpoint records (by their last sighting) older than
-``results.retention``, minute rollups older than ``results.minute_rollup_retention`` and hourly ones
-older than ``results.hour_rollup_retention``, in bounded chunks, each its own short transaction, so
+``results.retention``, minute rollups older than ``results.minute_rollup_retention`` and hourly and
+daily ones older than ``results.hour_rollup_retention``, in bounded chunks, each its own short transaction, so
 ingestion carries on beside it. Schedule it daily (cron, systemd timer, CronJob)."""
 
 from __future__ import annotations
@@ -11,25 +11,20 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Min
 from django.utils import timezone
 
-from results.models import CheckResult, Heartbeat, HourRollup, MinuteRollup, UnknownEndpoint
+from results.models import CheckResult, DayRollup, Heartbeat, HourRollup, MinuteRollup, RollupSeries, UnknownEndpoint
 from smotra.config import ConfigError, parse_age
 
 
-def delete_buckets_in_chunks(model, cutoff, slice_: timedelta = timedelta(hours=6)) -> int:
-    """Delete rollup rows whose bucket is before ``cutoff``: agent by agent, oldest first, six hours
-    of buckets per statement, each through the (agent, bucket) index (a composite key has no single
-    column to chunk by, and a bucket-only scan would read the whole table per chunk)."""
+def delete_buckets_in_chunks(model, cutoff, chunk: int) -> int:
+    """Delete rollup rows whose bucket is before ``cutoff``: series by series, oldest first, ``chunk``
+    rows per statement, each found through the (series, bucket) key (a bucket-only scan would read
+    the whole table per chunk)."""
     total = 0
-    for agent_id in model.objects.filter(bucket__lt=cutoff).values_list("agent_id", flat=True).distinct():
-        oldest = model.objects.filter(agent_id=agent_id).aggregate(oldest=Min("bucket"))["oldest"]
-        while oldest is not None and oldest < cutoff:
-            upper = min(oldest + slice_, cutoff)
-            deleted, _ = model.objects.filter(agent_id=agent_id, bucket__gte=oldest, bucket__lt=upper).delete()
-            total += deleted
-            oldest = upper
+    for series_id in list(RollupSeries.objects.order_by("pk").values_list("pk", flat=True)):
+        old = model.objects.filter(series_id=series_id, bucket__lt=cutoff).order_by("bucket")
+        total += delete_in_chunks(old, chunk)
     return total
 
 
@@ -47,7 +42,7 @@ def delete_in_chunks(queryset, chunk: int) -> int:
 class Command(BaseCommand):
     help = (
         "Delete check results, heartbeats and unknown endpoints not seen since results.retention "
-        "(default 30 days), and rollups past their own retention (14 days minute, 400 days hour), in chunks."
+        "(default 30 days), and rollups past their own retention (14 days minute, 400 days hour and day), in chunks."
     )
 
     def add_arguments(self, parser):
@@ -62,11 +57,13 @@ class Command(BaseCommand):
         heartbeats = delete_in_chunks(Heartbeat.objects.filter(timestamp__lt=cutoff), chunk)
         unknown = delete_in_chunks(UnknownEndpoint.objects.filter(last_seen_at__lt=cutoff), chunk)
         now, config = timezone.now(), settings.SMOTRA.results
-        minutes = delete_buckets_in_chunks(MinuteRollup, now - timedelta(seconds=config.minute_rollup_retention))
-        hours = delete_buckets_in_chunks(HourRollup, now - timedelta(seconds=config.hour_rollup_retention))
+        minutes = delete_buckets_in_chunks(MinuteRollup, now - timedelta(seconds=config.minute_rollup_retention), chunk)
+        hour_cutoff = now - timedelta(seconds=config.hour_rollup_retention)
+        hours = delete_buckets_in_chunks(HourRollup, hour_cutoff, chunk)
+        hours += delete_buckets_in_chunks(DayRollup, hour_cutoff, chunk)
         self.stdout.write(
             f"Deleted {results} result(s), {heartbeats} heartbeat(s) and {unknown} unknown endpoint(s) "
-            f"older than {cutoff.isoformat()}, {minutes} minute and {hours} hour rollup(s)."
+            f"older than {cutoff.isoformat()}, {minutes} minute and {hours} hour and day rollup(s)."
         )
 
     @staticmethod

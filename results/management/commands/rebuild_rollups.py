@@ -8,14 +8,14 @@ meanwhile are neither lost nor counted twice. Rows past a rollup's retention are
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from agents.models import Agent
 from results.models import CheckResult
-from results.rollups import RESOLUTIONS, bucket_start, cells_of, upsert_cells
+from results.rollups import DAY, RESOLUTIONS, bucket_start, cells_of, series_ids, upsert_cells
 from smotra.errors import Invalid
 from smotra.validation import timestamp
 
@@ -23,10 +23,10 @@ CHUNK = 5000
 
 
 class Command(BaseCommand):
-    help = "Recompute the minute and hour rollups from raw results (all, or since a time, or for one endpoint)."
+    help = "Recompute the minute, hour and day rollups from raw results (all, or since a time, or for one endpoint)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--since", help="RFC 3339 time; rebuilt from the start of its hour (default: all).")
+        parser.add_argument("--since", help="RFC 3339 time; rebuilt from the start of its UTC day (default: all).")
         parser.add_argument("--endpoint", help="Only this endpoint id.")
 
     def handle(self, *args, since=None, endpoint=None, **options):
@@ -45,17 +45,18 @@ class Command(BaseCommand):
         """One agent's rows: deleted and added up again in one transaction, under its row lock."""
         list(Agent.objects.filter(pk=agent_id).select_for_update(no_key=True).values_list("pk", flat=True))
         for model, _width in RESOLUTIONS.values():
-            stale = model.objects.filter(agent_id=agent_id)
+            stale = model.objects.filter(series__agent_id=agent_id)
             if start is not None:
                 stale = stale.filter(bucket__gte=start)
             if endpoint_id is not None:
-                stale = stale.filter(endpoint_id=endpoint_id)
+                stale = stale.filter(series__endpoint_id=endpoint_id)
             stale.delete()
         count = 0
         for chunk in _chunks(results.filter(agent_id=agent_id).order_by("checked_at", "id").iterator(CHUNK)):
             count += len(chunk)
+            series = series_ids({(result.endpoint_id, result.agent_id, result.check_type) for result in chunk})
             for model, width in RESOLUTIONS.values():
-                upsert_cells(model, cells_of(chunk, width))  # additive: chunks of one bucket add up
+                upsert_cells(model, cells_of(chunk, width), series)  # additive: chunks of one bucket add up
         return count
 
     @staticmethod
@@ -66,7 +67,7 @@ class Command(BaseCommand):
             moment = timestamp({"since": text}, "since", "--since", required=True)
         except Invalid as exc:
             raise CommandError(exc.message) from None
-        return bucket_start(moment, timedelta(hours=1))
+        return bucket_start(moment, DAY)
 
     @staticmethod
     def parse_endpoint(text: str | None):
