@@ -13,6 +13,7 @@ from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from agents.metrics import AgentStatusCollector
+from alerting.gauges import OpenAlertsCollector
 
 logger = logging.getLogger("smotra.metrics")
 
@@ -28,6 +29,7 @@ def _process_metrics() -> bytes:
 def _database_metrics() -> bytes:
     registry = CollectorRegistry()
     registry.register(AgentStatusCollector())
+    registry.register(OpenAlertsCollector())
     try:
         return generate_latest(registry)
     except Exception as exc:  # the database may be down; the process metrics still matter then

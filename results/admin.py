@@ -34,6 +34,7 @@ from results.selectors.charts import (
     window_buckets,
 )
 from results.services import unknown_endpoint_adopt
+from smotra import hooks
 from smotra.admin import datetime_cell, short_id, truncated
 from smotra.errors import DomainError
 from tenants.admin_scoping import TenantScopedAdminMixin
@@ -163,6 +164,7 @@ class CheckResultAdmin(_ReadOnly, TenantScopedAdminMixin, admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "Overview",
             "overview": fleet_overview(request.user),
+            "open_incidents": hooks.overview_incidents(request.user),
         }
         return TemplateResponse(request, "admin/results/overview.html", context)
 

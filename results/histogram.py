@@ -95,3 +95,24 @@ def percentile(histogram: Mapping[int, int], p: float, *, low: float | None, hig
                 value = min(value, high)
             return value
     return high  # unreachable: the counts add up to total
+
+
+def percentiles(
+    histogram: Mapping[int, int], ps: tuple[float, ...], *, low: float | None, high: float | None
+) -> list[float | None]:
+    """Several nearest-rank percentiles (ascending ``ps``) in one walk over the buckets."""
+    total = sum(histogram.values())
+    if not total:
+        return [None] * len(ps)
+    ranks = [max(1, math.ceil(p / 100 * total)) for p in ps]
+    out: list[float | None] = []
+    seen = 0
+    for index in sorted(histogram):
+        seen += histogram[index]
+        while len(out) < len(ranks) and seen >= ranks[len(out)]:
+            value = bucket_value(index)
+            value = value if low is None else max(value, low)
+            out.append(value if high is None else min(value, high))
+        if len(out) == len(ranks):
+            break
+    return out + [high] * (len(ranks) - len(out))  # unreachable: the counts add up to total

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "endpoints",
     "agents",
     "results",
+    "alerting",
     "healthchecks",
 ]
 
@@ -281,3 +282,18 @@ LOGGING = {
         "axes": {"level": "WARNING"},
     },
 }
+
+# Email for the alerting email channel (config ``email.*``); with no host, mail is written to the
+# console (the server's log) so nothing is lost silently.
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if SMOTRA.email.host
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = SMOTRA.email.host or "localhost"
+EMAIL_PORT = SMOTRA.email.port
+EMAIL_HOST_USER = SMOTRA.email.username
+EMAIL_HOST_PASSWORD = SMOTRA.email.password
+EMAIL_USE_TLS = SMOTRA.email.use_tls
+EMAIL_TIMEOUT = SMOTRA.alerts.delivery_timeout
+DEFAULT_FROM_EMAIL = SMOTRA.email.from_address

@@ -96,6 +96,9 @@ def start_server(
         "SMOTRA_THREADS": "4",
         "SMOTRA_LOG_LEVEL": "info",
         "PYTHONUNBUFFERED": "1",
+        # The evaluator beside the web server only where a test asks for it (it would write to
+        # the test database on its own schedule).
+        "SMOTRA_ALERTS_RUN_IN_SERVE": "false",
         **(env or {}),
     }
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)

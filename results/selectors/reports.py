@@ -18,7 +18,7 @@ from django.db.models import Case, CharField, Count, DateTimeField, F, Func, Max
 
 from agents.models import Agent
 from endpoints.models import Endpoint
-from results.histogram import histogram_decode, percentile
+from results.histogram import histogram_decode, percentiles
 from results.models import DayRollup, HourRollup, MinuteRollup, RollupSeries
 from results.rollups import Cell
 
@@ -104,6 +104,7 @@ def report_page(
 
 
 CHUNK = 5000
+PERCENTILES = (50, 95, 99)
 TIER_SECONDS = {MinuteRollup: 60, HourRollup: 3600, DayRollup: 86400}
 
 
@@ -180,15 +181,20 @@ class _Plan:
         if not self.series:
             return []
         groups = list(self.grouped[offset : offset + size])
-        histograms = self._histograms(groups)
+        histograms = {} if self.one_row_per_group else self._histograms(groups)
         out = []
         for group in groups:
             key = self._key(group)
             cell = Bucket(**{name: group[f"sum_{name}"] for name in _SUMS})
             cell.latency_min, cell.latency_max = group["low"], group["high"]
-            cell.histogram = histograms.get(key, {})
+            cell.histogram = histogram_decode(group["hist"]) if self.one_row_per_group else histograms.get(key, {})
             out.append(_row(key, cell, self.endpoints, self.names))
         return out
+
+    @property
+    def one_row_per_group(self) -> bool:
+        """Per agent at the tier's own resolution each group is one stored row: read as it is."""
+        return self.group_by == "agent" and self.width == TIER_SECONDS[self.model]
 
     def _key(self, group: dict) -> tuple:
         agent = group["series__agent_id"] if self.group_by == "agent" else None
@@ -205,7 +211,7 @@ class _Plan:
         last = max(key[0] for key in wanted) + timedelta(seconds=self.width)
         rows = self.source.filter(series_id__in=series, bucket__gte=first, bucket__lt=last)
         merged: dict[tuple, dict] = {}
-        for series_id, bucket, histogram in rows.values_list("series_id", "bucket", "histogram").iterator(CHUNK):
+        for series_id, bucket, histogram in rows.values_list("series_id", "bucket", "histogram"):
             endpoint_id, agent_id, check_type = self.series[series_id]
             start = datetime.fromtimestamp(int(bucket.timestamp()) // self.width * self.width, UTC)
             key = (start, endpoint_id, agent_id if self.group_by == "agent" else None, check_type)
@@ -227,10 +233,15 @@ def _plan(user, query: ReportQuery, now: datetime | None) -> _Plan:
     names = dict(agents.values_list("pk", "name"))
     series = series_of(endpoints, names, query.metric_types)
     source = model.objects.filter(series_id__in=list(series), bucket__gte=query.start, bucket__lt=query.end)
-    start = F("bucket") if width == TIER_SECONDS[model] else BucketStart("bucket", width)
     agent = ["series__agent_id"] if query.group_by == "agent" else []
     keys = ["series__endpoint_id", *agent, "series__check_type"]
-    grouped = source.annotate(start=start).values("start", *keys).annotate(**_AGGREGATES).annotate(state=_STATE)
+    if query.group_by == "agent" and width == TIER_SECONDS[model]:  # one stored row per report row
+        columns = {f"sum_{name}": F(name) for name in _SUMS} | {"low": F("latency_min"), "high": F("latency_max")}
+        grouped = source.annotate(start=F("bucket"), hist=F("histogram"), **columns).annotate(state=_STATE)
+        grouped = grouped.values("start", *keys, "hist", *columns)
+    else:
+        start = F("bucket") if width == TIER_SECONDS[model] else BucketStart("bucket", width)
+        grouped = source.annotate(start=start).values("start", *keys).annotate(**_AGGREGATES).annotate(state=_STATE)
     if query.statuses:
         grouped = grouped.filter(state__in=query.statuses)
     grouped = grouped.order_by("start", *keys)
@@ -292,9 +303,10 @@ def _row(key: tuple, bucket: Bucket, endpoints: dict, names: dict) -> dict:
         "avg_response_time_ms": _ms(bucket.latency_sum / samples) if samples else None,
         "min_response_time_ms": _ms(bucket.latency_min) if samples else None,
         "max_response_time_ms": _ms(bucket.latency_max) if samples else None,
-        "p50_response_time_ms": _ms(percentile(bucket.histogram, 50, **bounds)) if samples else None,
-        "p95_response_time_ms": _ms(percentile(bucket.histogram, 95, **bounds)) if samples else None,
-        "p99_response_time_ms": _ms(percentile(bucket.histogram, 99, **bounds)) if samples else None,
+        **{
+            f"p{p}_response_time_ms": _ms(value)
+            for p, value in zip(PERCENTILES, percentiles(bucket.histogram, PERCENTILES, **bounds), strict=True)
+        },
     }
 
 

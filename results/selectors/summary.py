@@ -11,6 +11,7 @@ from agents.models import Agent, AgentStatus
 from endpoints.models import Endpoint
 from results.models import HourRollup, MinuteRollup
 from results.selectors.reports import Bucket, bucket_status, series_of
+from smotra.hooks import open_alerts
 
 TIME_RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 # A target's state is its merged status over all agents in this last stretch; none: unknown.
@@ -40,7 +41,7 @@ def summary(user, *, time_range: str = "24h", section_id=None, now: datetime | N
         "successful_checks": total.success_count,
         "failed_checks": total.failure_count,
         "average_response_time_ms": round(total.latency_sum / total.latency_count, 3) if total.latency_count else None,
-        "active_alerts": 0,
+        "active_alerts": open_alerts(user, section_id),
         "by_agent": [_agent_row(agent, per_agent[agent.pk], now) for agent in agents],
     }
 

@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("endpoints.api.urls")),
     path("", include("agents.api.urls")),
     path("", include("results.api.urls")),
+    path("", include("alerting.api.urls")),
 ]

@@ -80,6 +80,15 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "SMOTRA_MAX_BATCH_ITEMS": ("results", "max_batch_items"),
     "SMOTRA_RESULTS_RETENTION": ("results", "retention"),
     "SMOTRA_CORS_ORIGIN": ("cors", "origin"),
+    "SMOTRA_ALERTS_RUN_IN_SERVE": ("alerts", "run_in_serve"),
+    "SMOTRA_ALERTS_ALLOW_PRIVATE_TARGETS": ("alerts", "allow_private_targets"),
+    "SMOTRA_PAGERDUTY_URL": ("alerts", "pagerduty_url"),
+    "SMOTRA_EMAIL_HOST": ("email", "host"),
+    "SMOTRA_EMAIL_PORT": ("email", "port"),
+    "SMOTRA_EMAIL_USERNAME": ("email", "username"),
+    "SMOTRA_EMAIL_PASSWORD": ("email", "password"),
+    "SMOTRA_EMAIL_USE_TLS": ("email", "use_tls"),
+    "SMOTRA_EMAIL_FROM": ("email", "from"),
 }
 
 

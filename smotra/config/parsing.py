@@ -13,10 +13,12 @@ from smotra.config.schema import (
     POOL_KEY_ALIASES,
     SSL_MODES,
     AgentConfig,
+    AlertsConfig,
     AuthConfig,
     Config,
     ConfigError,
     CorsConfig,
+    EmailConfig,
     LoggingConfig,
     PoolConfig,
     PostgresConfig,
@@ -238,6 +240,35 @@ def _results(source: str, doc: dict[str, Any]) -> ResultsConfig:
     )
 
 
+def _alerts(source: str, doc: dict[str, Any]) -> AlertsConfig:
+    return _simple(
+        source,
+        doc,
+        "alerts",
+        AlertsConfig,
+        {
+            "evaluation_interval": parse_duration,
+            "max_delivery_attempts": _positive,
+            "allow_private_targets": parse_bool,
+            "run_in_serve": parse_bool,
+            "delivery_timeout": parse_duration,
+            "pagerduty_url": parse_str,
+        },
+    )
+
+
+def _email(source: str, doc: dict[str, Any]) -> EmailConfig:
+    block = _mapping(source, "email", doc.get("email"))
+    parsers = {"host": parse_str, "port": _positive, "username": parse_str, "password": parse_str}
+    parsers |= {"use_tls": parse_bool, "from": parse_str}  # "from" is a keyword: from_address in Python
+    values = {
+        ("from_address" if key == "from" else key): parse(source, f"email.{key}", block[key])
+        for key, parse in parsers.items()
+        if key in block
+    }
+    return EmailConfig(**values)
+
+
 def _cors(source: str, doc: dict[str, Any]) -> CorsConfig:
     return _simple(source, doc, "cors", CorsConfig, {"origin": parse_str})
 
@@ -260,6 +291,8 @@ def build_config(doc: dict[str, Any], source: str) -> Config:
         auth=_auth(source, doc),
         agent=_agent(source, doc),
         results=_results(source, doc),
+        alerts=_alerts(source, doc),
+        email=_email(source, doc),
         cors=_cors(source, doc),
     )
 

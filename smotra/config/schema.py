@@ -122,6 +122,30 @@ class ResultsConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    evaluation_interval: float = 15.0
+    max_delivery_attempts: int = 8
+    # Refuse outbound URLs that resolve to loopback, private or link-local addresses (SSRF).
+    allow_private_targets: bool = False
+    # ``serve`` runs one evaluator beside the web server, supervised and drained with it.
+    run_in_serve: bool = True
+    delivery_timeout: float = 5.0
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    """SMTP for the email channel; with no host, mail goes to the console (the log)."""
+
+    host: str = ""
+    port: int = 587
+    username: str = ""
+    password: str = ""
+    use_tls: bool = True
+    from_address: str = "smotra@localhost"
+
+
+@dataclass(frozen=True)
 class CorsConfig:
     origin: str = ""
 
@@ -140,6 +164,8 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     results: ResultsConfig = field(default_factory=ResultsConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
     cors: CorsConfig = field(default_factory=CorsConfig)
     cache_url: str = ""
 

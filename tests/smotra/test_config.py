@@ -404,3 +404,33 @@ def test_it_still_takes_dash_dash_config_for_the_shell(tmp_path):
     result = run_manage("shell", "--config", str(path), "-c", "print(1)")
 
     assert_one_line_config_error(result, str(path), "database_type")
+
+
+def test_it_reads_the_alerting_and_email_sections(tmp_path):
+    text = (
+        "alerts:\n  evaluation_interval: 30s\n  max_delivery_attempts: 3\n  allow_private_targets: true\n"
+        "  run_in_serve: false\n  pagerduty_url: http://127.0.0.1:9/enqueue\n"
+        "email:\n  host: smtp.example.com\n  port: 2525\n  username: u\n  use_tls: false\n  from: ops@example.com\n"
+    )
+    config = load_config(write(tmp_path / "config.yaml", text), env={"SMOTRA_EMAIL_PASSWORD": "s3cret"})
+
+    alerts, email = config.alerts, config.email
+    assert (alerts.evaluation_interval, alerts.max_delivery_attempts, alerts.delivery_timeout) == (30.0, 3, 5.0)
+    assert alerts.allow_private_targets and not alerts.run_in_serve
+    assert alerts.pagerduty_url == "http://127.0.0.1:9/enqueue"
+    assert (email.host, email.port, email.username, email.password) == ("smtp.example.com", 2525, "u", "s3cret")
+    assert not email.use_tls and email.from_address == "ops@example.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("alerts:\n  max_delivery_attempts: 0\n", "alerts.max_delivery_attempts"),
+        ("alerts:\n  evaluation_interval: soon\n", "alerts.evaluation_interval"),
+        ("alerts:\n  run_in_serve: maybe\n", "alerts.run_in_serve"),
+        ("email:\n  port: seventy\n", "email.port"),
+    ],
+)
+def test_it_names_a_bad_alerting_or_email_key(tmp_path, text, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(write(tmp_path / "config.yaml", text), env={})

@@ -1,4 +1,5 @@
-"""``manage.py serve``: migrate, then run gunicorn under a small supervisor that drains on SIGTERM."""
+"""``manage.py serve``: migrate, then run gunicorn, and the alerting worker beside it
+(``alerts.run_in_serve``), under a small supervisor that drains both on SIGTERM."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def _die_with_parent() -> None:
 
 
 class Command(BaseCommand):
+    alerts: Worker | None = None
     help = (
         "Apply migrations, then serve with gunicorn on server.host:server.port. "
         "Choose the configuration file with -c/--config PATH (handled by manage.py). "
@@ -59,9 +61,12 @@ class Command(BaseCommand):
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
+        self.alerts = Worker(env) if settings.SMOTRA.alerts.run_in_serve else None
         try:
             code = self.supervise(gunicorn, Path(env["SMOTRA_DRAIN_FILE"]))
         finally:
+            if self.alerts is not None:
+                self.alerts.stop(timeout=settings.SMOTRA.server.shutdown_timeout)
             shutil.rmtree(runtime, ignore_errors=True)
         if code:
             sys.exit(code)
@@ -117,6 +122,8 @@ class Command(BaseCommand):
         announced, deadline = False, time.monotonic() + 120
         while gunicorn.poll() is None and not stop_requested:
             announced = announced or self.announce_when_listening(deadline)
+            if self.alerts is not None:
+                self.alerts.keep_running()
             time.sleep(0.1)
         if gunicorn.poll() is not None:
             return gunicorn.returncode
@@ -125,6 +132,8 @@ class Command(BaseCommand):
     def drain_and_stop(self, gunicorn: subprocess.Popen, drain_file: Path) -> int:
         server = settings.SMOTRA.server
         drain_file.touch()  # readiness answers 503 from now on; requests are still served
+        if self.alerts is not None:
+            self.alerts.request_stop()  # it finishes its current pass meanwhile
         time.sleep(min(server.drain_delay, max(0.0, server.shutdown_timeout - 1)))
         gunicorn.send_signal(signal.SIGTERM)  # stop accepting, finish in-flight within graceful_timeout
         try:
@@ -132,3 +141,40 @@ class Command(BaseCommand):
         except subprocess.TimeoutExpired:
             gunicorn.kill()
             return gunicorn.wait()
+
+
+class Worker:
+    """``manage.py run_alerts`` as a child: restarted if it dies (at most once per RESTART_DELAY),
+    asked to stop with SIGTERM (it finishes its pass) and killed only past the shutdown timeout."""
+
+    RESTART_DELAY = 5.0
+
+    def __init__(self, env: dict[str, str]):
+        self.env, self.process, self.started = env, None, 0.0
+        self.start()
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "django", "run_alerts"],
+            env=self.env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+    def keep_running(self) -> None:
+        if self.process.poll() is not None and time.monotonic() - self.started >= self.RESTART_DELAY:
+            sys.stderr.write(f"smotra: the alerting worker exited ({self.process.returncode}); restarting it\n")
+            self.start()
+
+    def request_stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float) -> None:
+        self.request_stop()
+        try:
+            self.process.wait(timeout=max(1.0, timeout))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
