@@ -13,7 +13,7 @@ import pytest
 
 from alerting.models import Channel, DeliveryAttempt, Notification
 from tenants.models import AuditEvent
-from tests.alerting.test_api_rules import alerting_db_state, channel_of  # noqa: F401
+from tests.alerting.objects import channel_of
 from tests.api_cases import MISSING, ResourceAPICases
 
 pytestmark = pytest.mark.django_db

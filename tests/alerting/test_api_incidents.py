@@ -19,7 +19,7 @@ from smotra.errors import Conflict
 from tenants.models import AuditEvent
 from tenants.services import Actor
 from tests.alerting import test_api_rules as rules_tests
-from tests.alerting.test_api_rules import alerting_db_state, channel_of, incident_of, rule_of  # noqa: F401
+from tests.alerting.objects import channel_of, incident_of, rule_of
 from tests.api_cases import ResourceAPICases
 from tests.factories import AgentFactory, EndpointFactory, MembershipFactory, TenantFactory, UserFactory
 

@@ -1,8 +1,8 @@
 """{prefix}/alert-rules: operators manage rules, viewers read them, other tenants see nothing; the
 built-in agent_offline rule is edited within limits and never deleted.
 
-Also the helpers the other alerting API tests import: the database snapshot with every alerting
-table, and small makers of rules, channels and incidents."""
+The database snapshot with every alerting table is tests/alerting/conftest.py's ``db_state``; the
+makers of rules, channels and incidents are in tests/alerting/objects.py."""
 
 from __future__ import annotations
 
@@ -10,17 +10,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alerting.builtin import AGENT_OFFLINE, builtin_rules_ensure
+from alerting.builtin import AGENT_OFFLINE
 from alerting.models import (
     AlertRule,
-    Channel,
-    DeliveryAttempt,
     Incident,
-    IncidentEvent,
-    MaintenanceWindow,
-    Notification,
 )
 from tenants.models import AuditEvent
+from tests.alerting.objects import builtin_rule, channel_of, incident_of, rule_of
 from tests.api_cases import MISSING, ResourceAPICases
 from tests.factories import AgentFactory, EndpointFactory, MembershipFactory, TagFactory, TenantFactory
 
@@ -28,59 +24,6 @@ pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/alert-rules"
 NIL = "00000000-0000-0000-0000-000000000000"
-ALERTING_TABLES = [
-    AlertRule,
-    AlertRule.channels.through,
-    Channel,
-    MaintenanceWindow,
-    Incident,
-    IncidentEvent,
-    Notification,
-    DeliveryAttempt,
-]
-
-
-@pytest.fixture(name="db_state")
-def alerting_db_state(db_state):
-    """conftest's snapshot plus every alerting table: a refused request leaves those unchanged too."""
-
-    def snapshot() -> dict:
-        rows = {model.__name__: sorted(map(repr, model.objects.values())) for model in ALERTING_TABLES}
-        return {**db_state(), **rows}
-
-    return snapshot
-
-
-def rule_of(tenant, **fields) -> AlertRule:
-    channels = fields.pop("channels", [])
-    values = {"name": "Slow", "metric": "response_time_ms", "operator": "greater_than", "threshold": 500.0}
-    rule = AlertRule.objects.create(tenant=tenant, **{**values, **fields})
-    rule.channels.set(channels)
-    return rule
-
-
-def builtin_rule(tenant) -> AlertRule:
-    """The tenant's built-in agent_offline rule (made with the tenant; made here if it was not)."""
-    builtin_rules_ensure(AlertRule, [tenant.pk])
-    return AlertRule.objects.get(tenant=tenant, builtin=AGENT_OFFLINE)
-
-
-def channel_of(tenant, type: str = "webhook", *, enabled: bool = True, name: str = "", **configuration) -> Channel:
-    configuration = configuration or {"url": "https://hooks.example.com/smotra", "secret": "s3cret-value"}
-    return Channel.objects.create(
-        tenant=tenant, name=name or f"{type} channel", type=type, configuration=configuration, enabled=enabled
-    )
-
-
-def incident_of(rule: AlertRule, *, created_at: datetime | None = None, **fields) -> Incident:
-    values = {
-        "kind": "endpoint",
-        "status": "active",
-        "severity": rule.severity,
-        "title": "example.org is slow",
-        "created_at": created_at or datetime(2026, 1, 1, 12, 0, tzinfo=UTC),
-    }
-    return Incident.objects.create(tenant=rule.tenant, rule=rule, **{**values, **fields})
 
 
 CONDITION = {"metric": "response_time_ms", "operator": "greater_than", "threshold": 500, "aggregation": "p95"}

@@ -10,7 +10,6 @@ import time_machine
 
 from alerting.models import MaintenanceWindow
 from tenants.models import AuditEvent
-from tests.alerting.test_api_rules import alerting_db_state  # noqa: F401
 from tests.api_cases import MISSING, ResourceAPICases
 from tests.factories import AgentFactory, EndpointFactory, SectionFactory
 
