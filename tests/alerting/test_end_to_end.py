@@ -106,3 +106,25 @@ def test_one_signed_notification_per_state_change(api_client, client_for, alice,
     assert len({request.headers["idempotency-key"] for request in receiver.requests}) == 3
     detail = admin.get(f"/api/v1/alerts/{incident_id}").json()
     assert detail["status"] == "resolved" and detail["acknowledged_by"] == alice.username
+
+
+def test_metrics_show_open_incidents_evaluations_and_notifications(client, fleet_with_rule):
+    fleet_with_rule.round(NOW, failing={0: {0}, 1: {0}})
+    run_alerts(NOW)
+    text = client.get("/metrics").content.decode()
+    assert 'smotra_alerts_open{severity="critical"} 1.0' in text
+    assert 'smotra_alerts_open{severity="warning"} 0.0' in text
+    assert "smotra_alert_evaluation_seconds_count" in text
+    assert 'smotra_notifications_total{channel_type="webhook",outcome="delivered"}' in text
+
+
+@pytest.fixture
+def fleet_with_rule(api_client, section_a, tenant_a, receiver, private_targets):
+    from alerting.models import AlertRule, Channel
+
+    agents = [agent_with_key(section_a, key=KEYS[n], name=f"agent-{n}") for n in range(3)]
+    fleet = Fleet(api_client, section_a, agents, [EndpointFactory(section=section_a, address="target.example.net")])
+    channel = Channel.objects.create(tenant=tenant_a, name="hook", type="webhook", configuration={"url": receiver.url})
+    rule = AlertRule.objects.create(tenant=tenant_a, name="down", severity="critical", metric="status")
+    rule.channels.add(channel)
+    return fleet
