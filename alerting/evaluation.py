@@ -48,6 +48,7 @@ log = logging.getLogger("smotra.alerts")
 
 NETWORK_SHARE = 0.8  # of an agent's endpoints breaching at once: its network, not the targets
 NETWORK_MIN_ENDPOINTS = 3
+TITLE_LENGTH = Incident._meta.get_field("title").max_length  # an endpoint's address may be longer
 
 
 @dataclass
@@ -56,6 +57,7 @@ class PassStats:
     opened: int = 0
     resolved: int = 0
     reminders: int = 0
+    failed_tenants: int = 0
     seconds: float = 0.0
 
 
@@ -108,7 +110,9 @@ def snapshot(rules: list[AlertRule], now: datetime) -> Snapshot:
     known = {}
     for pk, endpoint_id, agent_id, check_type in series.values_list("pk", "endpoint_id", "agent_id", "check_type"):
         endpoint_id, agent_id = str(endpoint_id), str(agent_id)
-        if endpoint_id in shot.endpoints and agent_id in shot.online:
+        if endpoint_id not in shot.endpoints or agent_id not in shot.online:
+            continue
+        if shot.agents[agent_id].section.tenant_id == shot.endpoints[endpoint_id].tenant_id:  # (moved: no)
             known[pk] = (endpoint_id, agent_id, check_type)
     needs_histograms: dict[int, bool] = defaultdict(bool)
     for rule in rules:
@@ -153,7 +157,8 @@ def _window_cells(series, now: datetime, window: int, histograms: bool) -> dict[
         cells[row["series_id"]] = cell
     if histograms and not joined:
         for series_id, histogram in rows.values_list("series_id", "histogram").iterator(chunk_size=5000):
-            histogram_decode(histogram, cells[series_id].histogram)
+            if series_id in cells:  # a row that arrived between the two reads waits for the next pass
+                histogram_decode(histogram, cells[series_id].histogram)
     return cells
 
 
@@ -289,6 +294,11 @@ def findings(rule: AlertRule, shot: Snapshot) -> list[Finding]:
     return shot.found[quorum]
 
 
+def quorum_share(percent: float, agents: int) -> int:
+    """ceil(percent % of agents), without float noise: 28 % of 25 agents is 7, not 8."""
+    return math.ceil(round(percent * agents / 100, 9))
+
+
 def _judged(rule: AlertRule, scope: Scope, failing: set) -> list[Finding]:
     cells, reporters = scope.cells, scope.reporters
     out, broken = [], set()
@@ -310,7 +320,7 @@ def _judged(rule: AlertRule, scope: Scope, failing: set) -> list[Finding]:
     for endpoint_id in sorted({endpoint for endpoint, _agent in failing}):
         judged = reporters[endpoint_id] - broken
         bad = sorted(agent for agent in judged if (endpoint_id, agent) in failing)
-        needed = max(rule.quorum_min_agents, math.ceil(rule.quorum_min_percent / 100 * len(judged)))
+        needed = max(rule.quorum_min_agents, quorum_share(rule.quorum_min_percent, len(judged)))
         if not bad or len(bad) < needed:
             continue
         total = Cell()
@@ -361,7 +371,11 @@ def evaluate(*, now: datetime | None = None) -> PassStats:
         for rule in rules:
             by_tenant[rule.tenant_id].append(rule.pk)
         for tenant_id, rule_ids in by_tenant.items():
-            _judge_tenant(tenant_id, rule_ids, shot, stats)
+            try:
+                _judge_tenant(tenant_id, rule_ids, shot, stats)
+            except Exception:  # one tenant's failure (its transaction rolled back) must not stop the others
+                stats.failed_tenants += 1
+                log.exception("evaluating a tenant's rules failed", extra={"tenant_id": str(tenant_id)})
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -374,6 +388,8 @@ def _close_orphans(now: datetime, stats: PassStats) -> None:
         incident.save(update_fields=["status", "resolved_at"])
         IncidentEvent.objects.create(incident=incident, at=now, kind="resolved", data={"reason": "rule disabled"})
         stats.resolved += 1
+    # Forget how long conditions held: re-enabled, a rule waits its duration_seconds again.
+    AlertState.objects.filter(rule__enabled=False).delete()
 
 
 @transaction.atomic
@@ -471,7 +487,7 @@ def _open(rule: AlertRule, finding: Finding, shot: Snapshot, windows) -> Inciden
         rule=rule,
         kind=finding.kind,
         severity=rule.severity,
-        title=_title(rule, finding, target, agent),
+        title=_title(rule, finding, target, agent)[:TITLE_LENGTH],
         description=f"{rule.name}: {finding.detail}",
         endpoint=endpoint,
         target=target,

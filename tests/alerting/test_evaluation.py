@@ -228,3 +228,12 @@ def test_two_evaluators_at_once_open_one_incident_and_one_notification(fleet, te
     assert Incident.objects.filter(kind="endpoint").count() == 1
     assert sent("alert.opened").count() == 1
     assert IncidentEvent.objects.filter(kind="opened").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("percent", "agents", "needed"), [(28, 25, 7), (14, 50, 7), (50, 3, 2), (0, 3, 0), (100, 3, 3)]
+)
+def test_the_quorum_share_has_no_float_noise(percent, agents, needed):
+    from alerting.evaluation import quorum_share
+
+    assert quorum_share(percent, agents) == needed

@@ -226,6 +226,23 @@ def test_rebuild_rollups_equals_the_incremental_rollups(api_client, section_a):
     assert _snapshot() == incremental
 
 
+def test_rebuild_rollups_refuses_to_delete_what_raw_results_no_longer_cover(section_a):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    agent, endpoint = AgentFactory(section=section_a), EndpointFactory(section=section_a)
+    old, kept = tcp(agent, endpoint, T0 - timedelta(days=40), 1.0), tcp(agent, endpoint, T0, 2.0)
+    kept.save()
+    rollups_add([old, kept])  # the old raw row is gone (pruned), its rollups remain
+    with pytest.raises(CommandError, match="--since 2026-12-01T00:00:00"):
+        call_command("rebuild_rollups", stdout=StringIO())
+    assert HourRollup.objects.count() == 2
+    call_command("rebuild_rollups", "--since", "2026-12-01T00:00:00Z", stdout=StringIO())
+    assert HourRollup.objects.count() == 2
+
+
 @pytest.mark.parametrize(("args", "message"), [(("--since", "yesterday"), "RFC 3339"), (("--endpoint", "x"), "x")])
 def test_rebuild_rollups_says_what_is_wrong(args, message):
     from django.core.management import call_command

@@ -44,14 +44,21 @@ class Command(BaseCommand):
     def one_pass(self, *, verbose: bool) -> None:
         if not connection.in_atomic_block:  # (a test's transaction holds it open on purpose)
             close_old_connections()  # a connection the database dropped between passes is replaced
+        stats, sent = None, 0
         try:
             stats = evaluate()
             EVALUATION_SECONDS.observe(stats.seconds)
-            sent = deliver_due()
-        except Exception:  # one bad pass must not end the worker; the next one retries
-            log.exception("alerting pass failed")
+        except Exception:  # one bad pass must not end the worker, nor stop deliveries; the next retries
+            log.exception("alerting evaluation failed")
             if verbose:
                 raise
+        try:
+            sent = deliver_due()
+        except Exception:
+            log.exception("alerting delivery failed")
+            if verbose:
+                raise
+        if stats is None:
             return
         if verbose or stats.opened or stats.resolved or sent:
             self.stdout.write(

@@ -12,9 +12,10 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import Min
 
 from agents.models import Agent
-from results.models import CheckResult
+from results.models import CheckResult, HourRollup
 from results.rollups import DAY, RESOLUTIONS, bucket_start, cells_of, series_ids, upsert_cells
 from smotra.errors import Invalid
 from smotra.validation import timestamp
@@ -36,6 +37,7 @@ class Command(BaseCommand):
             results = results.filter(checked_at__gte=start)
         if endpoint_id is not None:
             results = results.filter(endpoint_id=endpoint_id)
+        self.refuse_losing_history(results, start, endpoint_id)
         agents = list(results.order_by().values_list("agent_id", flat=True).distinct())
         rows = sum(self.rebuild_agent(agent_id, results, start, endpoint_id) for agent_id in agents)
         self.stdout.write(f"Rebuilt the rollups of {len(agents)} agent(s) from {rows} result(s).")
@@ -58,6 +60,25 @@ class Command(BaseCommand):
             for model, width in RESOLUTIONS.values():
                 upsert_cells(model, cells_of(chunk, width), series)  # additive: chunks of one bucket add up
         return count
+
+    @staticmethod
+    def refuse_losing_history(results, start: datetime | None, endpoint_id) -> None:
+        """Rollups outlive raw results (400 days against 30): a rebuild reaching back before the
+        oldest raw result would delete rollups it cannot recompute. Refuse, naming a safe --since."""
+        oldest = results.aggregate(oldest=Min("checked_at"))["oldest"]
+        if oldest is None:
+            return
+        safe = bucket_start(oldest, DAY) + DAY
+        if start is not None and start >= safe:
+            return
+        older = HourRollup.objects.filter(bucket__lt=bucket_start(oldest, DAY))
+        if endpoint_id is not None:
+            older = older.filter(series__endpoint_id=endpoint_id)
+        if older.exists():
+            raise CommandError(
+                f"Rollups reach back before the oldest raw result ({oldest.isoformat()}); rebuilding from "
+                f"there would delete them. Pass --since {safe.isoformat()} (or later)."
+            )
 
     @staticmethod
     def parse_since(text: str | None) -> datetime | None:
