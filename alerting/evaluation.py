@@ -548,9 +548,7 @@ def _remind(rule: AlertRule, incident: Incident, now: datetime, windows) -> int:
     last = incident.last_notified_at or incident.created_at
     if now - last < timedelta(seconds=rule.cooldown_seconds):
         return 0
-    suppressed = in_maintenance(
-        windows, endpoint_id=incident.endpoint_id, agent_id=incident.agent_id, section_id=_section(incident)
-    )
+    suppressed = _incident_covered(incident, windows)
     sent = notifications_enqueue(incident, "alert.reminder", now=now, suppressed=suppressed)
     if not sent:  # nothing to send (no channel, or maintenance): count the cooldown from now
         Incident.objects.filter(pk=incident.pk).update(last_notified_at=now)
@@ -558,10 +556,16 @@ def _remind(rule: AlertRule, incident: Incident, now: datetime, windows) -> int:
     return sent
 
 
-def _section(incident: Incident):
-    if incident.endpoint_id:
-        return incident.endpoint.section_id
-    return incident.agent.section_id if incident.agent_id else None
+def _incident_covered(incident: Incident, windows) -> bool:
+    """Whether a maintenance window covers the incident's endpoint or agent (or their section) now."""
+    section = (
+        incident.endpoint.section_id
+        if incident.endpoint_id
+        else incident.agent.section_id
+        if incident.agent_id
+        else None
+    )
+    return in_maintenance(windows, section_id=section, endpoint_id=incident.endpoint_id, agent_id=incident.agent_id)
 
 
 def _resolve(rule: AlertRule, incident: Incident, now: datetime, windows) -> None:
@@ -569,8 +573,6 @@ def _resolve(rule: AlertRule, incident: Incident, now: datetime, windows) -> Non
     incident.save(update_fields=["status", "resolved_at"])
     IncidentEvent.objects.create(incident=incident, at=now, kind="resolved")
     if rule.notify_on_resolve:
-        covered = in_maintenance(
-            windows, endpoint_id=incident.endpoint_id, agent_id=incident.agent_id, section_id=_section(incident)
-        )
+        covered = _incident_covered(incident, windows)
         notifications_enqueue(incident, "alert.resolved", now=now, suppressed=incident.in_maintenance or covered)
     log.info("incident resolved", extra={"incident_id": str(incident.pk), "rule_id": str(rule.pk)})

@@ -254,11 +254,6 @@ def rollup_rows(model, cells: dict[tuple, Cell], series: dict[tuple, int]) -> li
     return rows
 
 
-def upsert_cells(model, cells: dict[tuple, Cell], series: dict[tuple, int] | None = None) -> None:
-    """Add ``cells`` to ``model``'s rows."""
-    upsert_tiers({model: cells}, series)
-
-
 def upsert_tiers(tiers: dict[type, dict[tuple, Cell]], series: dict[tuple, int] | None = None, chunk=500) -> None:
     """Add each model's cells to its rows: one statement for them all on PostgreSQL, one per
     ``chunk`` rows and model on SQLite."""

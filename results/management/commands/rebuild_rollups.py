@@ -16,7 +16,7 @@ from django.db.models import Min
 
 from agents.models import Agent
 from results.models import CheckResult, HourRollup
-from results.rollups import DAY, RESOLUTIONS, bucket_start, cells_of, series_ids, upsert_cells
+from results.rollups import DAY, RESOLUTIONS, bucket_start, rollups_add
 from smotra.errors import Invalid
 from smotra.validation import timestamp
 
@@ -56,9 +56,7 @@ class Command(BaseCommand):
         count = 0
         for chunk in _chunks(results.filter(agent_id=agent_id).order_by("checked_at", "id").iterator(CHUNK)):
             count += len(chunk)
-            series = series_ids({(result.endpoint_id, result.agent_id, result.check_type) for result in chunk})
-            for model, width in RESOLUTIONS.values():
-                upsert_cells(model, cells_of(chunk, width), series)  # additive: chunks of one bucket add up
+            rollups_add(chunk)  # ingestion's own code; additive, so chunks of one bucket add up
         return count
 
     @staticmethod
