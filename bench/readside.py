@@ -53,6 +53,12 @@ def parse_args():
     parser.add_argument("--runs", type=int, default=30, help="Timed runs per query (default 30).")
     parser.add_argument("--batches", type=int, default=200, help="Batches of 100 per ingestion measure.")
     parser.add_argument("--keep", action="store_true", help="Keep the database (its name is printed).")
+    parser.add_argument(
+        "--reuse",
+        metavar="NAME",
+        help="Measure on a database an earlier --keep run left (no load; it is kept again).",
+    )
+    parser.add_argument("--no-ingestion", action="store_true", help="Skip the ingestion measures.")
     return parser.parse_args()
 
 
@@ -88,6 +94,18 @@ def setup_django(url: str) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # The fleet and its results
+
+
+def existing_fleet():
+    """The fleet a kept database holds, in the order build_fleet made it."""
+    from agents.models import Agent
+    from endpoints.models import Endpoint
+    from tenants.models import Section, User
+
+    section = Section.objects.get(tenant__name="Bench", name="fleet")
+    endpoints = list(Endpoint.objects.filter(section=section).order_by("address"))
+    agents = list(Agent.objects.filter(section=section).order_by("name"))
+    return User.objects.get(username="bench-viewer"), section, endpoints, agents
 
 
 def build_fleet(endpoint_count: int, agent_count: int):
@@ -312,7 +330,11 @@ def storage() -> dict:
 
 def main() -> None:
     args = parse_args()
-    base, name = create_database()
+    if args.reuse:
+        base, name = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432").rstrip("/"), args.reuse
+        args.keep = True
+    else:
+        base, name = create_database()
     print(f"database {name}")
     try:
         setup_django(f"{base}/{name}")
@@ -337,24 +359,30 @@ def run(args) -> None:
     from tenants.tokens import token_issue
 
     settings.ALLOWED_HOSTS = ["*"]
-    user, section, endpoints, agents, pairs = build_fleet(args.endpoints, args.agents)
-    steps = max(1, round(args.results / len(pairs)))
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    start = now - steps * STEP
-    print(f"{len(pairs)} (endpoint, agent) pairs x {steps} checks = {len(pairs) * steps:,} results over {args.days} d")
-    started = time.perf_counter()
-    minute_floor = now - timedelta(seconds=settings.SMOTRA.results.minute_rollup_retention)
-    loaded = load(pairs, start, steps, minute_floor)
-    print(f"loaded {loaded:,} results with rollups in {time.perf_counter() - started:.0f} s")
     from django.core.management import call_command
     from django.db import connection
 
-    call_command("prune_results", stdout=io.StringIO())  # minute rollups keep 14 days, as in production
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE")
-        # Write the loaded pages out now: a checkpoint falling due during the timed queries would
-        # measure the loader's I/O instead of the queries.
-        cursor.execute("CHECKPOINT")
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    if args.reuse:
+        user, section, endpoints, agents = existing_fleet()
+        loaded = CheckResult.objects.count()
+        print(f"reusing {loaded:,} results")
+    else:
+        user, section, endpoints, agents, pairs = build_fleet(args.endpoints, args.agents)
+        steps = max(1, round(args.results / len(pairs)))
+        start = now - steps * STEP
+        total = len(pairs) * steps
+        print(f"{len(pairs)} (endpoint, agent) pairs x {steps} checks = {total:,} results over {args.days} d")
+        started = time.perf_counter()
+        minute_floor = now - timedelta(seconds=settings.SMOTRA.results.minute_rollup_retention)
+        loaded = load(pairs, start, steps, minute_floor)
+        print(f"loaded {loaded:,} results with rollups in {time.perf_counter() - started:.0f} s")
+        call_command("prune_results", stdout=io.StringIO())  # minute rollups keep 14 days, as in production
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
+            # Write the loaded pages out now: a checkpoint falling due during the timed queries would
+            # measure the loader's I/O instead of the queries.
+            cursor.execute("CHECKPOINT")
 
     fresh = agents[0]
     key = secrets.token_urlsafe(32)
@@ -363,7 +391,7 @@ def run(args) -> None:
     # Each measure twice, alternating, the better of two kept: the machine's noise is larger than
     # a single run's difference.
     rates = {}
-    for _round in range(2):
+    for _round in range(0 if args.no_ingestion else 2):
         for label, kwargs in {
             "service": {},
             "http": {"client": client, "key": key},
@@ -419,7 +447,7 @@ def report(loaded, rates, timings, sizes) -> None:
     out = io.StringIO()
     out.write(f"\nraw results: {loaded:,}\n\n")
     out.write("| measure | value |\n|---|---:|\n")
-    for label in ("service", "http"):
+    for label in ("service", "http") if rates else ():
         without, with_rollups = rates[(label, False)], rates[(label, True)]
         out.write(f"| ingestion ({label}) without rollups (items/s) | {without:,.0f} |\n")
         ratio = with_rollups / without
