@@ -90,6 +90,7 @@ def setup_django(url: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
+    import smotra.wsgi  # noqa: F401 - loads the app and freezes its heap, as each server worker does
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -34,6 +33,7 @@ from results.selectors.reports import (
     report_page,
 )
 from results.selectors.summary import TIME_RANGES, summary
+from smotra.api.renderers import FastJSONRenderer
 
 TAGS = ["results"]
 MAX_SPAN = timedelta(days=400)
@@ -45,7 +45,7 @@ class JsonOnlyNegotiation:
     unknown ``?format=`` with a 404 before the parameter could be validated."""
 
     def perform_content_negotiation(self, request, force=False):
-        return JSONRenderer(), JSONRenderer.media_type
+        return FastJSONRenderer(), FastJSONRenderer.media_type
 
 
 # RFC 3339 (section 5.6): full date, "T" (or a space, or lower case), full time, a zone. Python's

@@ -2,9 +2,11 @@
 
 Rows come from the minute rollups for sub-hour aggregations, the daily ones for 1d and the hourly
 ones otherwise (or when the window reaches back past the minute retention: the answer then says
-``1h``). The database groups the rows and adds up counts and sums (and so filters by status, counts
-and pages); percentiles come from adding the histograms of a page's rows (results/histogram.py),
-never from averaging percentiles. Buckets without results are absent, so a chart shows a gap."""
+``1h``). The database groups the rows and adds up counts and sums (and so filters by status and
+pages), and counts the rows and totals of the whole report in the same query, as window aggregates
+over every group; percentiles come from adding the histograms of a page's rows
+(results/histogram.py), never from averaging percentiles. Buckets without results are absent, so a
+chart shows a gap."""
 
 from __future__ import annotations
 
@@ -14,7 +16,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Case, CharField, Count, DateTimeField, F, Func, Max, Min, Q, Sum, Value, When
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    F,
+    FloatField,
+    Func,
+    Max,
+    Min,
+    Q,
+    Sum,
+    Value,
+    When,
+)
 
 from agents.models import Agent
 from endpoints.models import Endpoint
@@ -84,13 +101,12 @@ def _has_port(target: str) -> bool:
 def report(user, query: ReportQuery, *, now: datetime | None = None) -> tuple[str, list[dict], dict]:
     """(the aggregation used, every row of the report in order, totals over those rows)."""
     plan = _plan(user, query, now)
-    rows = []
-    for offset in itertools.count(0, CHUNK):
-        chunk = plan.rows(offset, CHUNK)
-        rows += chunk
-        if len(chunk) < CHUNK:
+    rows, _count, totals = plan.page(0, CHUNK)
+    for offset in itertools.count(CHUNK, CHUNK):
+        if len(rows) < offset:
             break
-    return plan.aggregation, rows, plan.totals()[1]
+        rows += plan.rows(offset, CHUNK)
+    return plan.aggregation, rows, totals
 
 
 def report_page(
@@ -99,13 +115,34 @@ def report_page(
     """(the aggregation used, the rows of one page, how many rows in all, totals over all rows):
     the database adds up counts and sums; histograms are merged for the page's rows only."""
     plan = _plan(user, query, now)
-    count, totals = plan.totals()
-    return plan.aggregation, plan.rows((page - 1) * size, size), count, totals
+    rows, count, totals = plan.page((page - 1) * size, size)
+    return plan.aggregation, rows, count, totals
 
 
 CHUNK = 5000
 PERCENTILES = (50, 95, 99)
 TIER_SECONDS = {MinuteRollup: 60, HourRollup: 3600, DayRollup: 86400}
+
+
+class OverAll(Func):
+    """``SUM(x) OVER ()``: a total over every row of the query, computed by the query that reads a
+    page of them. In a grouped query ``x`` is the group's own aggregate and the total is over the
+    groups; ``over_groups`` tells Django so (such an expression is never a GROUP BY key)."""
+
+    template = "%(function)s(%(expressions)s) OVER ()"
+    function = "SUM"
+
+    def __init__(self, expression, *, over_groups: bool, **extra):
+        super().__init__(expression, **extra)
+        self.over_groups = over_groups
+
+    @property
+    def contains_aggregate(self):
+        return self.over_groups
+
+    @property
+    def contains_over_clause(self):
+        return True
 
 
 class BucketStart(Func):
@@ -180,7 +217,28 @@ class _Plan:
     def rows(self, offset: int, size: int) -> list[dict]:
         if not self.series:
             return []
-        groups = list(self.grouped[offset : offset + size])
+        return self._rows(list(self.grouped[offset : offset + size]))
+
+    def page(self, offset: int, size: int) -> tuple[list[dict], int, dict]:
+        """(the rows of one page, how many rows in all, the metadata over all of them): one query,
+        which counts and totals every row with window aggregates while it reads the page. Past
+        the last row nothing comes back to count on, and the totals take a query of their own."""
+        if not self.series:
+            return [], *self.totals()
+        grouped = self.one_row_per_group is False
+        totals = {
+            f"all_{name}": OverAll(Sum(name) if grouped else F(name), over_groups=grouped, output_field=field)
+            for name, field in _TOTALLED.items()
+        }
+        totals["all_rows"] = OverAll(Value(1), function="COUNT", over_groups=grouped, output_field=BigIntegerField())
+        groups = list(self.grouped.annotate(**totals)[offset : offset + size])
+        if not groups:
+            return [], *self.totals()
+        first = groups[0]
+        metadata = _metadata(*(first[f"all_{name}"] or 0 for name in _TOTALLED))
+        return self._rows(groups), first["all_rows"], metadata
+
+    def _rows(self, groups: list[dict]) -> list[dict]:
         histograms = {} if self.one_row_per_group else self._histograms(groups)
         out = []
         for group in groups:
@@ -201,7 +259,8 @@ class _Plan:
         return (_utc(group["start"]), group["series__endpoint_id"], agent, group["series__check_type"])
 
     def _histograms(self, groups: list[dict]) -> dict[tuple, dict]:
-        """The merged histograms of the page's rows, read for the page's buckets and series only."""
+        """The merged histograms of the page's rows, read for the page's buckets and series only
+        (joining every group's histograms in the grouping query would sort all of them, on disk)."""
         wanted = {self._key(group) for group in groups if group["sum_latency_count"]}
         if not wanted:
             return {}
@@ -218,6 +277,16 @@ class _Plan:
             if key in wanted:
                 histogram_decode(histogram, merged.setdefault(key, {}))
         return merged
+
+
+# What the metadata adds up over every row, in _metadata's order, with each total's type.
+_TOTALLED = {
+    "check_count": BigIntegerField(),
+    "success_count": BigIntegerField(),
+    "failure_count": BigIntegerField(),
+    "latency_count": BigIntegerField(),
+    "latency_sum": FloatField(),
+}
 
 
 def _plan(user, query: ReportQuery, now: datetime | None) -> _Plan:
