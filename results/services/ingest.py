@@ -18,7 +18,7 @@ from agents.services.presence import agent_seen
 from endpoints.models import Endpoint
 from results.checks import CHECKS, check_columns
 from results.models import CheckResult, UnknownEndpoint
-from results.rollups import rollups_add
+from results.storage import results_store
 from smotra import metrics
 from smotra import validation as v
 from smotra.errors import DomainError, Invalid
@@ -197,21 +197,16 @@ def _lock_agent(agent: Agent) -> None:
 def _store(agent: Agent, candidates: list[_Candidate], outcome: IngestOutcome) -> list[CheckResult]:
     """All accepted items or none. Ids already stored (a resend) and repeats within the batch are
     duplicates. A resend racing this one (the agent timed out and sent again) waits on the agent's
-    row, so it finds these ids stored and does not count them as accepted too; ON CONFLICT DO
-    NOTHING remains the last guard against ids shared between agents."""
+    row, so it finds these ids stored and does not count them as accepted too; the insert's
+    ON CONFLICT DO NOTHING keeps ids shared between agents out as well."""
     _lock_agent(agent)
-    ids = [candidate.result.id for candidate in candidates]
-    stored = set(CheckResult.objects.filter(pk__in=ids).values_list("pk", flat=True))
-    fresh: dict[UUID, CheckResult] = {}
+    unique: dict[UUID, CheckResult] = {}
     for candidate in candidates:
-        if candidate.result.id in stored or candidate.result.id in fresh:
-            outcome.duplicates_skipped += 1
-        else:
-            fresh[candidate.result.id] = candidate.result
-    CheckResult.objects.bulk_create(fresh.values(), ignore_conflicts=True, batch_size=500)
-    rollups_add(list(fresh.values()))  # only what was stored now, in its transaction: exactly once
-    outcome.accepted = len(fresh)
-    return list(fresh.values())
+        unique.setdefault(candidate.result.id, candidate.result)
+    stored = results_store(list(unique.values()), agent_id=agent.pk, received_at=outcome.received_at)
+    outcome.accepted = len(stored)
+    outcome.duplicates_skipped = len(candidates) - len(stored)
+    return [unique[result_id] for result_id in stored]
 
 
 def _count(stored: list[CheckResult], outcome: IngestOutcome, items) -> None:

@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.db import DatabaseError, connection
+from django.db.models import Sum
 
 from agents.models import Agent
-from results.models import CheckResult, UnknownEndpoint
+from results.models import CheckResult, MinuteRollup, UnknownEndpoint
 from tests.factories import EndpointFactory, SectionFactory
 from tests.results import (
     EXPECTED,
@@ -555,29 +556,30 @@ def test_it_answers_403_on_another_agents_path(client, agent, endpoint, section_
 
 
 def test_accepted_items_are_stored_all_or_none(client, agent, endpoint):
-    """600 items take several INSERT statements; the second one fails after the first succeeded."""
-    inserts = []
+    """The statement adding the batch to the rollups fails after the raw rows went in (SQLite: two
+    INSERTs of 500 and 100 rows before it; PostgreSQL: one statement does both)."""
+    failed = []
 
-    def fail_second_insert(execute, sql, params, many, context):
-        # PostgreSQL: INSERT INTO ... ON CONFLICT DO NOTHING; SQLite: INSERT OR IGNORE INTO ...
-        if sql.upper().startswith("INSERT") and '"RESULTS_CHECKRESULT"' in sql.upper()[:60]:
-            inserts.append(sql)
-            if len(inserts) == 2:
-                raise DatabaseError("simulated failure of the second insert")
+    def fail_the_rollups(execute, sql, params, many, context):
+        if "results_minuterollup" in sql and not failed:
+            failed.append(sql)
+            raise DatabaseError("simulated failure of the rollup upsert")
         return execute(sql, params, many, context)
 
     items = [tcp_item(agent, endpoint) for _ in range(600)]
     client.raise_request_exception = False
-    with connection.execute_wrapper(fail_second_insert):
+    with connection.execute_wrapper(fail_the_rollups):
         response = post(client, agent, {"results": items})
 
     assert response.status_code == 500
     assert response.json()["error"] == "internal_error"
-    assert len(inserts) == 2
-    assert not CheckResult.objects.exists()
+    assert len(failed) == 1
+    assert not CheckResult.objects.exists() and not MinuteRollup.objects.exists()
     assert Agent.objects.get(pk=agent.pk).last_result_at is None
 
     assert ingest(client, agent, items)["accepted"] == 600  # the agent's resend then succeeds
+    assert CheckResult.objects.count() == 600
+    assert MinuteRollup.objects.aggregate(checks=Sum("check_count"))["checks"] == 600
 
 
 # ---------------------------------------------------------------------------------------------
