@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 from django.db.models import Prefetch
 
 from agents.models import Agent, AgentConfigCache
@@ -76,13 +79,46 @@ SELF_UPGRADE_DEFAULTS = {
 
 
 def configuration_for(agent: Agent) -> dict:
-    """The document at the agent's current version: from the cache when it was rendered at this
-    version (one indexed read), else rendered and stored for every worker to reuse."""
-    cached = AgentConfigCache.objects.filter(agent_id=agent.pk, version=agent.document_version).first()
+    """The document at the agent's current version: from this process's memory when it has it at
+    this version, else from the cache table when it was rendered at this version (one indexed
+    read), else rendered and stored for every worker to reuse. The document is shared: callers
+    must not change it."""
+    key = (agent.pk, agent.api_key_hash)
+    version = agent.document_version
+    with _lock:
+        kept = _documents.get(key)
+        if kept is not None and kept[0] == version:
+            _documents.move_to_end(key)
+            return kept[1]
+    cached = AgentConfigCache.objects.filter(agent_id=agent.pk, version=version).first()
     if cached is not None:
-        return cached.document
-    document = configuration_render(agent)
-    AgentConfigCache.objects.update_or_create(
-        agent_id=agent.pk, defaults={"version": document["version"], "document": document}
-    )
+        document = cached.document
+    else:
+        document = configuration_render(agent)
+        AgentConfigCache.objects.update_or_create(
+            agent_id=agent.pk, defaults={"version": document["version"], "document": document}
+        )
+    with _lock:
+        _documents[key] = (version, document)
+        if len(_documents) > DOCUMENTS_KEPT:
+            _documents.popitem(last=False)
     return document
+
+
+# This process's documents: (agent id, key hash) -> (version, document), the least recently used
+# dropped past DOCUMENTS_KEPT. Every agent request reads the agent's version with its key (the
+# agent's counter plus its section's, one join), and every change to what a document holds raises
+# it (the rule the cache table relies on too): a kept document is checked against the database at
+# no cost, and a change is seen at once by every worker of every instance. The key hash is in the
+# key so that an agent id registered again (a new claim, a new key) never meets an old document.
+DOCUMENTS_KEPT = 10_000
+
+
+def documents_forget() -> None:
+    """Drop this process's documents (what a new worker starts with)."""
+    with _lock:
+        _documents.clear()
+
+
+_documents: OrderedDict[tuple, tuple[int, dict]] = OrderedDict()
+_lock = threading.Lock()

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import Agent, AgentConfigCache
+from agents.services import configuration
 from agents.services.management import agent_update
 from endpoints import services
 from tenants.services import Actor
@@ -124,15 +125,19 @@ def test_an_unchanged_version_is_served_from_the_cache_without_resolving_topolog
     assert second.status_code == 200
     assert second.json() == first.json()
     statements = [query["sql"] for query in queries]
-    assert len(statements) <= 2, statements  # the key lookup and one cache read
+    assert len(statements) == 1, statements  # the key lookup: the worker keeps the document
     assert not any("topologymember" in sql.lower() or "endpoints_endpoint" in sql.lower() for sql in statements)
 
 
-def test_it_serves_what_the_cache_holds_for_the_current_version(client, agent):
-    """Proof that the second GET really reads the cache: a doctored row at the same version is served."""
+def test_another_worker_serves_what_the_cache_holds_for_the_current_version(client, agent):
+    """Proof that a worker without the document reads the cache table: a doctored row at the same
+    version is served (a new worker process starts with nothing kept)."""
     fetch(client, agent)
     doctored = {**cached(agent).document, "agent_name": "from-the-cache"}
     AgentConfigCache.objects.filter(agent_id=agent.pk).update(document=doctored)
+    assert fetch(client, agent).json()["agent_name"] == "probe"  # this worker kept its own
+
+    configuration.documents_forget()
 
     assert fetch(client, agent).json()["agent_name"] == "from-the-cache"
 
