@@ -51,14 +51,14 @@ def results_store(results: list[CheckResult], *, agent_id: UUID, received_at: da
         rollups_add(fresh)
         return {result.id for result in fresh}
     with connection.cursor() as cursor:
-        cursor.execute(_statement(TIERS), [_payload(results), str(agent_id), received_at])
+        cursor.execute(_statement(TIERS), [_payload(results, shares=bool(TIERS)), str(agent_id), received_at])
         return {row[0] for row in cursor.fetchall()}
 
 
-def _payload(results: list[CheckResult]) -> str:
+def _payload(results: list[CheckResult], *, shares: bool) -> str:
     rows = []
     for result in results:
-        share = Cell.of(result)
+        share = Cell.of(result) if shares else _NO_SHARE
         rows.append(
             {
                 "id": str(result.id),
@@ -85,6 +85,7 @@ def _payload(results: list[CheckResult]) -> str:
         return json.dumps(rows, separators=(",", ":"))
 
 
+_NO_SHARE = Cell()
 _ROLLUP_COLUMNS = "series_id, bucket, check_count, success_count, failure_count, packets_sent, packets_received, "
 _ROLLUP_COLUMNS += "latency_count, latency_sum, latency_min, latency_max, histogram"
 _ADDED = ("check_count", "success_count", "failure_count", "packets_sent", "packets_received", "latency_count")
