@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
-from agents.authentication import AgentKeyAuthentication
+from agents.authentication import AgentKeyAuthentication, agent_by_key_hash, invalid_key
+from agents.keys import hashes_match
 from smotra import metrics
 from smotra.api.parsers import InvalidJSON
 
@@ -23,6 +25,17 @@ class IsPathAgent(BasePermission):
             metrics.AUTH_FAILURES.labels("missing").inc()
             return False
         return agent.pk == view.kwargs.get("agent_id")
+
+
+def path_agent(digest: str, agent_id):
+    """The agent whose live key has this digest, if it is the one in the path: else 401 (no such
+    key) or 403 (another agent's key), as IsPathAgent answers."""
+    agent = agent_by_key_hash(digest)
+    if agent is None or not hashes_match(agent.api_key_hash, digest):
+        raise invalid_key()
+    if agent.pk != agent_id:
+        raise exceptions.PermissionDenied(IsPathAgent.message)
+    return agent
 
 
 class AgentView(APIView):

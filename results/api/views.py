@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import APIException, NotAuthenticated
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from agents.api.permissions import AgentView
+from agents.api.permissions import AgentView, path_agent
+from agents.authentication import AgentKeyHeader, AgentPrincipal, invalid_key
 from results.api.serializers import AgentStatusSerializer, HeartbeatSerializer, ResultBatchSerializer
-from results.services import batch_items, heartbeat_record, results_ingest, status_report_record
+from results.services import batch_items, heartbeat_store, heartbeat_values, results_ingest, status_report_record
+from smotra import metrics
+from smotra.api.parsers import InvalidJSON
+from smotra.errors import DomainError
 
 TAGS = ["agent data plane"]
 
@@ -35,6 +41,16 @@ class ResultBatchAcceptedSerializer(serializers.Serializer):
 
 
 class HeartbeatView(AgentView):
+    """The key is checked by the statement that stores the heartbeat (one round trip on PostgreSQL,
+    results.services.vitals.heartbeat_store). Only when that stores nothing, or the body is refused,
+    is the key looked up, so that 401 and 403 come before a 400 as on every agent route (contract §2)."""
+
+    authentication_classes = [AgentKeyHeader]
+    permission_classes = []
+
+    def initial(self, request, *args, **kwargs):
+        APIView.initial(self, request, *args, **kwargs)  # not AgentView's checks: post makes them
+
     @extend_schema(
         request=HeartbeatSerializer,
         responses={204: OpenApiResponse(description="Stored; empty body (the agent counts 200/202 as failures)")},
@@ -42,7 +58,21 @@ class HeartbeatView(AgentView):
         summary="Heartbeat with vitals (flat or nested shape)",
     )
     def post(self, request, agent_id):
-        heartbeat_record(agent=self.agent, body=request.data)
+        digest = request.auth
+        if digest is None:
+            metrics.AUTH_FAILURES.labels("missing").inc()
+            raise NotAuthenticated()
+        try:
+            if not int(request.META.get("CONTENT_LENGTH") or 0):
+                raise InvalidJSON("Request body is empty; a JSON document is required.")
+            heartbeat = heartbeat_values(request.data)
+        except (APIException, DomainError):
+            path_agent(digest, agent_id)
+            raise
+        if not heartbeat_store(agent_id=agent_id, key_digest=digest, heartbeat=heartbeat):
+            path_agent(digest, agent_id)
+            raise invalid_key()  # the key was revoked between the two reads
+        request.user = AgentPrincipal(agent_id)
         return Response(status=204)
 
 

@@ -3,13 +3,14 @@ adoption (unknown endpoints)."""
 
 from results.services.adoption import unknown_endpoint_adopt
 from results.services.ingest import IngestOutcome, Rejection, batch_items, results_ingest
-from results.services.vitals import heartbeat_record, status_fields, status_report_record
+from results.services.vitals import heartbeat_store, heartbeat_values, status_fields, status_report_record
 
 __all__ = [
     "IngestOutcome",
     "Rejection",
     "batch_items",
-    "heartbeat_record",
+    "heartbeat_store",
+    "heartbeat_values",
     "results_ingest",
     "status_fields",
     "status_report_record",
