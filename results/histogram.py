@@ -9,7 +9,7 @@ the samples (or within 0.05 ms, below 0.1 ms). Reported values are clamped to th
 In Python a histogram is ``{bucket: count}`` over its non-empty buckets. A rollup row stores it as
 bytes: 6 per entry, the bucket as an unsigned 16-bit and the count as a 32-bit big-endian integer.
 Stored entries may repeat a bucket (PostgreSQL appends one batch's entries to a row's and compacts
-only past 1,536 bytes, see migration 0007); decoding adds repeats up, so both forms mean the same."""
+only past 512 bytes, see migration 0007); decoding adds repeats up, so both forms mean the same."""
 
 from __future__ import annotations
 

@@ -15,16 +15,15 @@ SQLite keeps the ORM insert and ``rollups.rollups_add``: one writer at a time, n
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from uuid import UUID
 
-import orjson
 from django.db import connection
 
 from results.histogram import histogram_encode
 from results.models import CheckResult, DayRollup, HourRollup, MinuteRollup, RollupSeries
 from results.rollups import Cell, rollups_add
+from smotra.api.renderers import json_bytes
 
 # The tiers the statement maintains, with the unit date_trunc cuts their buckets to (in UTC).
 TIERS = ((MinuteRollup, "minute"), (HourRollup, "hour"), (DayRollup, "day"))
@@ -52,7 +51,16 @@ def results_store(results: list[CheckResult], *, agent_id: UUID, received_at: da
         return {result.id for result in fresh}
     with connection.cursor() as cursor:
         cursor.execute(_statement(TIERS), [_payload(results, shares=bool(TIERS)), str(agent_id), received_at])
-        return {row[0] for row in cursor.fetchall()}
+        rows = cursor.fetchall()
+    if rows and rows[0][1]:
+        # A stored row found no series (see _statement): fail the batch (the agent resends it)
+        # rather than store it without its rollups.
+        raise RollupSeriesMissing(f"{rows[0][1]} stored result(s) found no rollup series")
+    return {row[0] for row in rows}
+
+
+class RollupSeriesMissing(RuntimeError):
+    """Raised inside the batch's transaction, so nothing of it is kept."""
 
 
 def _payload(results: list[CheckResult], *, shares: bool) -> str:
@@ -79,10 +87,7 @@ def _payload(results: list[CheckResult], *, shares: bool) -> str:
                 "histogram": histogram_encode(share.histogram).hex(),
             }
         )
-    try:
-        return orjson.dumps(rows).decode()
-    except TypeError:  # an integer past 64 bits in a plugin's details: the json module takes any
-        return json.dumps(rows, separators=(",", ":"))
+    return json_bytes(rows).decode()
 
 
 _NO_SHARE = Cell()
@@ -114,7 +119,7 @@ def _statement(tiers: tuple) -> str:
     - one upsert per tier: the shares added up per (series, bucket), in key order (two batches
       taking row locks in one order cannot deadlock), added to the stored row.
 
-    The statement answers the ids stored now."""
+    The statement answers the ids stored now (with a check that every one of them was added up)."""
     if tiers not in _STATEMENTS:
         raw = ", ".join(_RAW)
         ctes = [
@@ -139,7 +144,10 @@ def _statement(tiers: tuple) -> str:
             ]
             for model, unit in tiers:
                 ctes.append(f"{unit} AS ({_tier_upsert(model._meta.db_table, unit)})")
-        _STATEMENTS[tiers] = f"WITH {', '.join(ctes)} SELECT id FROM stored"  # noqa: S608 - our names only
+        # Each row also says how many stored rows found no series: none, unless a series was
+        # made outside the agent's lock, which the caller refuses loudly instead of losing rollups.
+        lost = "(SELECT count(*) FROM fresh) - (SELECT count(*) FROM shares)" if tiers else "0"
+        _STATEMENTS[tiers] = f"WITH {', '.join(ctes)} SELECT id, {lost} FROM stored"  # noqa: S608 - our names only
     return _STATEMENTS[tiers]
 
 

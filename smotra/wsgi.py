@@ -14,5 +14,6 @@ get_resolver().url_patterns  # noqa: B018 - imports every view now, before the f
 # What is loaded by now (Django, the apps, their views) lives as long as the process. Frozen, it
 # leaves the collector's generations: a full collection no longer walks it, and those collections
 # were the slowest requests (a report of 1,000 rows: p99 147 ms with them, 72 ms without, p50 the
-# same; bench/readside.py).
+# same; bench/readside.py). Start-up's garbage is collected first rather than kept forever.
+gc.collect()
 gc.freeze()

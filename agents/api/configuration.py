@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -59,4 +60,5 @@ class ConfigurationView(AgentView):
             metrics.CONFIG_FETCHES.labels("304").inc()
             return Response(status=304, headers=headers)
         metrics.CONFIG_FETCHES.labels("200").inc()
-        return Response(configuration_for(self.agent), headers=headers)
+        # Kept rendered (agents.services.configuration): answered as they are, not through a renderer.
+        return HttpResponse(configuration_for(self.agent), content_type="application/json", headers=headers)

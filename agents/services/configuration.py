@@ -10,6 +10,7 @@ from django.db.models import Prefetch
 from agents.models import Agent, AgentConfigCache
 from agents.overrides import effective
 from endpoints.models import Endpoint, MemberRole, Tag, TagScope, TopologyMember
+from smotra.api.renderers import json_bytes
 
 AGENT_TAG_SCOPES = (TagScope.AGENT, TagScope.GLOBAL)
 ENDPOINT_TAG_SCOPES = (TagScope.ENDPOINT, TagScope.GLOBAL)
@@ -78,11 +79,10 @@ SELF_UPGRADE_DEFAULTS = {
 }
 
 
-def configuration_for(agent: Agent) -> dict:
-    """The document at the agent's current version: from this process's memory when it has it at
-    this version, else from the cache table when it was rendered at this version (one indexed
-    read), else rendered and stored for every worker to reuse. The document is shared: callers
-    must not change it."""
+def configuration_for(agent: Agent) -> bytes:
+    """The document at the agent's current version, as the JSON answered: from this process's
+    memory when it has it at this version, else from the cache table when it was rendered at this
+    version (one indexed read), else rendered and stored for every worker to reuse."""
     key = (agent.pk, agent.api_key_hash)
     version = agent.document_version
     with _lock:
@@ -98,27 +98,41 @@ def configuration_for(agent: Agent) -> dict:
         AgentConfigCache.objects.update_or_create(
             agent_id=agent.pk, defaults={"version": document["version"], "document": document}
         )
+    rendered = json_bytes(document)
+    _keep(key, version, rendered)
+    return rendered
+
+
+# This process's documents: (agent id, key hash) -> (version, the JSON bytes), the least recently
+# used dropped past DOCUMENT_BYTES_KEPT in all. Every agent request reads the agent's version with
+# its key (the agent's counter plus its section's, one join), and every change to what a document
+# holds raises it (the rule the cache table relies on too): a kept document is checked against the
+# database at no cost, and a change is seen at once by every worker of every instance. The key
+# hash is in the key so that an agent id registered again (a new claim, a new key) never meets an
+# old document. Bytes, not dicts: nothing for the garbage collector to walk, nothing to render.
+DOCUMENT_BYTES_KEPT = 32 * 2**20
+_documents: OrderedDict[tuple, tuple[int, bytes]] = OrderedDict()
+_kept_bytes = 0
+_lock = threading.Lock()
+
+
+def _keep(key: tuple, version: int, rendered: bytes) -> None:
+    global _kept_bytes
     with _lock:
-        _documents[key] = (version, document)
-        if len(_documents) > DOCUMENTS_KEPT:
-            _documents.popitem(last=False)
-    return document
-
-
-# This process's documents: (agent id, key hash) -> (version, document), the least recently used
-# dropped past DOCUMENTS_KEPT. Every agent request reads the agent's version with its key (the
-# agent's counter plus its section's, one join), and every change to what a document holds raises
-# it (the rule the cache table relies on too): a kept document is checked against the database at
-# no cost, and a change is seen at once by every worker of every instance. The key hash is in the
-# key so that an agent id registered again (a new claim, a new key) never meets an old document.
-DOCUMENTS_KEPT = 10_000
+        old = _documents.pop(key, None)
+        _kept_bytes -= len(old[1]) if old else 0
+        if len(rendered) > DOCUMENT_BYTES_KEPT // 2:
+            return  # one huge document would push out everyone else's
+        _documents[key] = (version, rendered)
+        _kept_bytes += len(rendered)
+        while _kept_bytes > DOCUMENT_BYTES_KEPT:
+            _old_key, (_version, dropped) = _documents.popitem(last=False)
+            _kept_bytes -= len(dropped)
 
 
 def documents_forget() -> None:
     """Drop this process's documents (what a new worker starts with)."""
+    global _kept_bytes
     with _lock:
         _documents.clear()
-
-
-_documents: OrderedDict[tuple, tuple[int, dict]] = OrderedDict()
-_lock = threading.Lock()
+        _kept_bytes = 0

@@ -127,22 +127,14 @@ TIER_SECONDS = {MinuteRollup: 60, HourRollup: 3600, DayRollup: 86400}
 class OverAll(Func):
     """``SUM(x) OVER ()``: a total over every row of the query, computed by the query that reads a
     page of them. In a grouped query ``x`` is the group's own aggregate and the total is over the
-    groups; ``over_groups`` tells Django so (such an expression is never a GROUP BY key)."""
+    groups. Like Django's Window, it is never a GROUP BY key."""
 
     template = "%(function)s(%(expressions)s) OVER ()"
     function = "SUM"
+    contains_over_clause = True
 
-    def __init__(self, expression, *, over_groups: bool, **extra):
-        super().__init__(expression, **extra)
-        self.over_groups = over_groups
-
-    @property
-    def contains_aggregate(self):
-        return self.over_groups
-
-    @property
-    def contains_over_clause(self):
-        return True
+    def get_group_by_cols(self):
+        return []
 
 
 class BucketStart(Func):
@@ -227,10 +219,10 @@ class _Plan:
             return [], *self.totals()
         grouped = self.one_row_per_group is False
         totals = {
-            f"all_{name}": OverAll(Sum(name) if grouped else F(name), over_groups=grouped, output_field=field)
+            f"all_{name}": OverAll(Sum(name) if grouped else F(name), output_field=field)
             for name, field in _TOTALLED.items()
         }
-        totals["all_rows"] = OverAll(Value(1), function="COUNT", over_groups=grouped, output_field=BigIntegerField())
+        totals["all_rows"] = OverAll(Value(1), function="COUNT", output_field=BigIntegerField())
         groups = list(self.grouped.annotate(**totals)[offset : offset + size])
         if not groups:
             return [], *self.totals()

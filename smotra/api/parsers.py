@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from django.conf import settings
@@ -23,6 +24,18 @@ class PayloadTooLarge(exceptions.APIException):
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a valid JSON number")
+
+
+# An exponent of three digits or more, or 300 digits in a row: the only ways to write a number past
+# a float's range (about 1.8e308).
+_HUGE_NUMBER = re.compile(r"[eE]\+?0*[0-9]{3}|[0-9]{300}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:40]} is out of the range of a JSON number this server keeps")
+    return value
 
 
 class StrictJSONParser(JSONParser):
@@ -47,7 +60,11 @@ class StrictJSONParser(JSONParser):
         except UnicodeDecodeError as exc:
             raise InvalidJSON(f"Request body is not valid UTF-8 (byte {exc.start}).") from None
         try:
-            data = json.loads(text, parse_constant=_refuse_constant)
+            # A number too large for a float would be stored as infinity, which JSON cannot write
+            # back (PostgreSQL's jsonb refuses it: the batch would fail, resent forever). Only a
+            # text that could hold one pays for checking every number.
+            finite = {"parse_float": _finite_float} if _HUGE_NUMBER.search(text) else {}
+            data = json.loads(text, parse_constant=_refuse_constant, **finite)
         except (ValueError, RecursionError) as exc:
             raise InvalidJSON(f"Malformed JSON: {exc}") from None
         # "\ud800" alone decodes to a string no database (nor UTF-8) can hold: one such string

@@ -142,6 +142,30 @@ def test_another_worker_serves_what_the_cache_holds_for_the_current_version(clie
     assert fetch(client, agent).json()["agent_name"] == "from-the-cache"
 
 
+def test_a_worker_keeps_documents_up_to_its_byte_budget(client, agent, section_a, topology, monkeypatch):
+    """Past DOCUMENT_BYTES_KEPT the least recently fetched document is dropped: its next fetch
+    reads the cache table again (and is answered the same)."""
+    probes = topology.members.get(role="monitor").tag
+    keys = [f"smk_test-neighbour-{n}-{'0' * 40}" for n in range(2)]
+    neighbours = [
+        agent_with_key(section_a, key=key, name=f"neighbour-{n}", tags=[probes]) for n, key in enumerate(keys)
+    ]
+    first = fetch(client, agent)
+    monkeypatch.setattr(configuration, "DOCUMENT_BYTES_KEPT", len(first.content) * 5 // 2)
+    configuration.documents_forget()
+    for neighbour, key in [(agent, KEY), *zip(neighbours, keys, strict=True)]:
+        fetch(client, neighbour, key=key)  # three documents: the first one no longer fits
+
+    with CaptureQueriesContext(connection) as queries:
+        again = fetch(client, agent)
+
+    assert again.json() == first.json()  # jsonb keeps its own key order
+    assert len(queries) == 2, [query["sql"] for query in queries]  # the key lookup, the cache table
+    with CaptureQueriesContext(connection) as queries:
+        fetch(client, agent)
+    assert len(queries) == 1
+
+
 def test_it_keeps_one_cache_row_per_agent(client, agent, section_a, topology):
     probes = topology.members.get(role="monitor").tag
     neighbour = agent_with_key(section_a, key=OTHER_KEY, name="neighbour", tags=[probes])

@@ -1139,3 +1139,19 @@ def test_a_result_naming_another_tenants_endpoint_shows_no_address(client_for, a
     body = query(client_for(alice), "metrics", start_time=NOW - timedelta(hours=1), end_time=NOW).json()
     assert [item["metric"]["target"] for item in body["metrics"]] == [None]
     assert "secret.bravo" not in str(body)
+
+
+def test_a_result_with_an_integer_past_64_bits_reads_back(client_for, alice, section_a):
+    """A plugin's details may hold any JSON number: stored, and answered as sent (orjson refuses
+    such an integer; the answer falls back to DRF's renderer)."""
+    probe = Probe(section_a, "big-numbers")
+    endpoint = EndpointFactory(section=section_a)
+    item = probe.tcp(endpoint, NOW - timedelta(minutes=5), 12.0)
+    item["check_type"]["result"]["counter"] = 10**30
+    probe.send([item])
+
+    response = query(client_for(alice), "metrics", start_time=NOW - timedelta(hours=1), end_time=NOW)
+
+    assert response.status_code == 200
+    [metric] = response.json()["metrics"]
+    assert metric["metric"]["metadata"]["counter"] == 10**30

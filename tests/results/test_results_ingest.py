@@ -383,6 +383,30 @@ def test_it_rejects_nul_characters_the_database_cannot_store(client, agent, endp
     assert CheckResult.objects.get().check_type == "tcpconnect"
 
 
+@pytest.mark.parametrize("number", ["1e400", "-1.5E+309", "1" + "0" * 400 + ".5"])
+def test_a_number_past_the_range_of_a_float_is_invalid_json(client, agent, endpoint, assert_error, number):
+    """It would be stored as infinity, which no JSON (nor jsonb) can hold: the batch would fail
+    forever. Refused whole, like NaN."""
+    item = json.dumps({"results": [with_result(agent, endpoint, "plugin", data={"x": 1})]})
+    raw = item.replace('{"x": 1}', f'{{"x": {number}}}')
+    response = client.post(url(agent), raw, content_type="application/json", **key_header(KEY))
+
+    assert_error(response, 400, "invalid_json")
+    assert not CheckResult.objects.exists()
+
+
+def test_an_id_another_agent_stored_is_a_duplicate_that_adds_to_no_rollup(client, agent, endpoint, section_a):
+    other = agent_with_key(section_a, key=OTHER_KEY, name="other")
+    item = tcp_item(agent, endpoint)
+    assert ingest(client, agent, [item])["accepted"] == 1
+
+    body = ingest(client, other, [{**item, "agent_id": str(other.pk)}], key=OTHER_KEY)
+
+    assert (body["accepted"], body["duplicates_skipped"]) == (0, 1)
+    assert CheckResult.objects.get().agent_id == agent.pk
+    assert MinuteRollup.objects.aggregate(checks=Sum("check_count"))["checks"] == 1
+
+
 def test_it_keeps_an_escaped_backslash_that_only_looks_like_nul(client, agent, endpoint):
     item = with_result(agent, endpoint, "plugin", data={"path": "C:\\u0000"})
 
@@ -556,15 +580,17 @@ def test_it_answers_403_on_another_agents_path(client, agent, endpoint, section_
 
 
 def test_accepted_items_are_stored_all_or_none(client, agent, endpoint):
-    """The statement adding the batch to the rollups fails after the raw rows went in (SQLite: two
-    INSERTs of 500 and 100 rows before it; PostgreSQL: one statement does both)."""
+    """The statement adding the batch to the rollups has run, and then fails: what the batch wrote
+    (SQLite: two raw INSERTs of 500 and 100 rows and the upserts; PostgreSQL: the one statement
+    that does it all) must all be rolled back."""
     failed = []
 
     def fail_the_rollups(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
         if "results_minuterollup" in sql and not failed:
             failed.append(sql)
-            raise DatabaseError("simulated failure of the rollup upsert")
-        return execute(sql, params, many, context)
+            raise DatabaseError("simulated failure after the rollup upsert ran")
+        return result
 
     items = [tcp_item(agent, endpoint) for _ in range(600)]
     client.raise_request_exception = False

@@ -113,7 +113,7 @@ def test_histograms_merge_in_the_database(section_a):
 
 
 def test_a_long_run_of_batches_compacts_the_stored_histogram(section_a):
-    """PostgreSQL appends each batch's entries and compacts past 1,536 bytes: no count is lost, and
+    """PostgreSQL appends each batch's entries and compacts past 512 bytes: no count is lost, and
     the stored form stays bounded (one entry per bucket after compaction)."""
     agent, endpoint = AgentFactory(section=section_a), EndpointFactory(section=section_a)
     samples = []
@@ -125,7 +125,7 @@ def test_a_long_run_of_batches_compacts_the_stored_histogram(section_a):
     for model in (MinuteRollup, HourRollup, DayRollup):
         stored = bytes(model.objects.get().histogram)
         assert histogram_decode(stored) == expected, model.__name__
-        assert len(stored) <= 1536 + 18 or len(stored) == 6 * len(expected), model.__name__
+        assert len(stored) <= 512 + 18 or len(stored) == 6 * len(expected), model.__name__
 
 
 def test_buckets_follow_the_results_own_time(section_a):
