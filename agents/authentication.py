@@ -20,12 +20,9 @@ class AgentKeyAuthentication(authentication.BaseAuthentication):
     """One indexed lookup by key hash. Revoked agents have no hash, so they fail at once."""
 
     def authenticate(self, request):
-        key = request.headers.get(HEADER)
-        if key is None:
+        digest = key_digest(request)
+        if digest is None:
             return None
-        if not key or len(key) > 256:
-            raise invalid_key()
-        digest = api_key_hash(key)
         agent = agent_by_key_hash(digest)
         if agent is None or not hashes_match(agent.api_key_hash, digest):
             raise invalid_key()
@@ -41,12 +38,19 @@ class AgentKeyHeader(AgentKeyAuthentication):
     statement stores nothing (agents.api.permissions.path_agent)."""
 
     def authenticate(self, request):
-        key = request.headers.get(HEADER)
-        if key is None:
-            return None
-        if not key or len(key) > 256:
-            raise invalid_key()
-        return AnonymousUser(), api_key_hash(key)
+        digest = key_digest(request)
+        return None if digest is None else (AnonymousUser(), digest)
+
+
+def key_digest(request) -> str | None:
+    """The digest of the request's agent key; None without the header; a refusal of one that
+    cannot be a key (empty, or longer than any key issued)."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return None
+    if not key or len(key) > 256:
+        raise invalid_key()
+    return api_key_hash(key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "smotra.middleware.CorsMiddleware",
     "smotra.middleware.BodySizeLimitMiddleware",
+    # The agent data plane stops here: what follows is for people's routes (smotra/middleware.py).
+    "smotra.middleware.AgentRoutesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

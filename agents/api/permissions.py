@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from agents.authentication import AgentKeyAuthentication, agent_by_key_hash, invalid_key
@@ -40,10 +41,15 @@ def path_agent(digest: str, agent_id):
 
 class AgentView(APIView):
     """Base of the agent data-plane views. DRF authenticates in ``initial()``, before any handler
-    reads the body, so a bad body without a key is a 401 (contract §2)."""
+    reads the body, so a bad body without a key is a 401 (contract §2). Agents read JSON whatever
+    they send as Accept: no negotiation (and no browsable API) on these routes."""
 
     authentication_classes = [AgentKeyAuthentication]
     permission_classes = [IsPathAgent]
+    renderer_classes = [JSONRenderer]
+
+    def perform_content_negotiation(self, request, force=False):
+        return self.renderer_classes[0](), JSONRenderer.media_type
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication and permissions first

@@ -9,6 +9,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 from uuid6 import uuid7
 
 from agents.models import Agent
@@ -117,10 +118,23 @@ _HEARTBEAT_COLUMNS += ("system_uptime_secs", "agent_uptime_secs", "agent_status"
 
 
 def _heartbeat_params(agent_id: UUID, key_digest: str, heartbeat: HeartbeatValues, now: datetime) -> dict:
-    """The statement's parameters as the database takes them (the model fields prepare them)."""
+    """The statement's parameters as the database takes them: psycopg adapts Python's values
+    itself (JSON wrapped as jsonb); for SQLite the model fields prepare them."""
+    stale = now - timedelta(seconds=settings.SMOTRA.agent.last_seen_resolution)
+    if connection.vendor == "postgresql":
+        status = heartbeat.columns["agent_status"]
+        return heartbeat.columns | {
+            "agent_status": None if status is None else Jsonb(status),
+            "id": uuid7(),
+            "agent": agent_id,
+            "digest": key_digest,
+            "timestamp": heartbeat.timestamp or now,
+            "now": now,
+            "stale": stale,
+            "version": heartbeat.agent_version,
+        }
     field = Heartbeat._meta.get_field
     moment = field("received_at").get_db_prep_save
-    stale = now - timedelta(seconds=settings.SMOTRA.agent.last_seen_resolution)
     params = {name: field(name).get_db_prep_save(heartbeat.columns[name], connection) for name in _HEARTBEAT_COLUMNS}
     return params | {
         "id": field("id").get_db_prep_save(uuid7(), connection),
