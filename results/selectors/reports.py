@@ -184,7 +184,7 @@ class _Plan:
     model: type
     width: int
     grouped: object  # the GROUP BY queryset, in report order
-    source: object  # the rollup rows it groups
+    window: tuple[datetime, datetime]  # the report's [start, end)
     series: dict  # series id -> (endpoint_id, agent_id, check_type)
     endpoints: dict
     names: dict
@@ -260,7 +260,10 @@ class _Plan:
         series = [pk for pk, (endpoint_id, _a, check_type) in self.series.items() if (endpoint_id, check_type) in pairs]
         first = min(key[0] for key in wanted)
         last = max(key[0] for key in wanted) + timedelta(seconds=self.width)
-        rows = self.source.filter(series_id__in=series, bucket__gte=first, bucket__lt=last)
+        # The report's window bounds a group's rows too (a 6h group may start before start_time); the
+        # report's own filter is not repeated: it lists every series of the report (hundreds).
+        first, last = max(first, self.window[0]), min(last, self.window[1])
+        rows = self.model.objects.filter(series_id__in=series, bucket__gte=first, bucket__lt=last)
         merged: dict[tuple, dict] = {}
         for series_id, bucket, histogram in rows.values_list("series_id", "bucket", "histogram"):
             endpoint_id, agent_id, check_type = self.series[series_id]
@@ -306,7 +309,8 @@ def _plan(user, query: ReportQuery, now: datetime | None) -> _Plan:
     if query.statuses:
         grouped = grouped.filter(state__in=query.statuses)
     grouped = grouped.order_by("start", *keys)
-    return _Plan(aggregation, model, width, grouped, source, series, endpoints, names, query.group_by)
+    window = (query.start, query.end)
+    return _Plan(aggregation, model, width, grouped, window, series, endpoints, names, query.group_by)
 
 
 def series_of(endpoint_ids, agent_ids, metric_types=()) -> dict[int, tuple]:

@@ -1155,3 +1155,20 @@ def test_a_result_with_an_integer_past_64_bits_reads_back(client_for, alice, sec
     assert response.status_code == 200
     [metric] = response.json()["metrics"]
     assert metric["metric"]["metadata"]["counter"] == 10**30
+
+
+def test_a_wide_bucket_holds_only_the_windows_samples(client_for, alice, section_a):
+    """A 6h bucket starting before start_time: its counts and its percentiles both come from the
+    rows inside the window only."""
+    probe = Probe(section_a, "edges")
+    endpoint = EndpointFactory(section=section_a)
+    day = (NOW - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+    at = [day + timedelta(hours=7), day + timedelta(hours=11), day + timedelta(hours=11, minutes=30)]
+    probe.send([probe.tcp(endpoint, at[0], 15.0), probe.tcp(endpoint, at[1], 10.0), probe.tcp(endpoint, at[2], 20.0)])
+
+    window = {"start_time": day + timedelta(hours=10), "end_time": day + timedelta(hours=12), "aggregation": "6h"}
+    for group_by in ("agent", "endpoint"):
+        [row] = report(client_for(alice), **window, group_by=group_by)["data"]
+        assert row["timestamp"] == iso(day + timedelta(hours=6))
+        assert row["check_count"] == 2
+        assert row["p50_response_time_ms"] == pytest.approx(10.0, rel=0.02), group_by  # not 15: outside
