@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import DatabaseError, OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from agents.models import Agent
@@ -231,6 +231,23 @@ def test_a_heartbeat_is_one_round_trip_on_postgresql(client, agent):
     assert statements == (["WITH"] if connection.vendor == "postgresql" else ["INSERT", "UPDATE"]), statements
     assert reloaded(agent).last_seen_at == NOW
     assert Heartbeat.objects.filter(agent=agent).count() == 2
+
+
+@pytest.mark.parametrize(("error", "status"), [(OperationalError, 503), (DatabaseError, 500)])
+def test_a_heartbeat_whose_statement_fails_is_never_acknowledged(client, agent, error, status):
+    """The statement runs, then the database fails it (a lost connection, a failed commit): the
+    agent sees an error, never a 204, and keeps its heartbeat for the next try."""
+
+    def fail_after(execute, sql, params, many, context):
+        execute(sql, params, many, context)
+        raise error("the database went away")
+
+    client.raise_request_exception = False
+    with connection.execute_wrapper(fail_after):
+        response = send(client, agent, FLAT)
+
+    assert response.status_code == status
+    assert response.json()["error"] in {"service_unavailable", "internal_error"}
 
 
 @pytest.mark.parametrize("shape", [FLAT, NESTED])
