@@ -4,7 +4,8 @@
 
 For each database it starts the server on a free port with a fresh database, onboards N agents
 through the real API (register, claim, poll for the key), then drives 8 closed-loop keep-alive
-clients per scenario and prints throughput, p50/p99 latency and the server's CPU time per request.
+clients per scenario (wrk where installed, for the scenarios that may replay a fixed list of requests;
+bench/loadgen.py otherwise) and prints throughput, p50/p99 latency and the server's CPU time per request.
 PostgreSQL: a throwaway database on $BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432)."""
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import Request, percentile, run_load
+from wrkload import WRK, run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -254,11 +256,12 @@ def scenarios(fleet, endpoints, batch: int, versions: dict):
             json.dumps({"results": items}).encode(),
         )
 
+    # (label, request maker, items per request, whether a fixed list of requests may be replayed)
     return [
-        ("heartbeats", heartbeat, 1),
-        ("configuration (200)", config_200, 1),
-        ("configuration (304)", config_304, 1),
-        (f"results ({batch}/batch)", results, batch),
+        ("heartbeats", heartbeat, 1, True),
+        ("configuration (200)", config_200, 1, True),
+        ("configuration (304)", config_304, 1, True),
+        (f"results ({batch}/batch)", results, batch, False),
     ]
 
 
@@ -272,10 +275,16 @@ def bench_database(name: str, env: dict, args) -> list[dict]:
             versions[agent_id] = api.call("GET", f"/agent/{agent_id}/configuration", headers={"X-Agent-API-Key": key})[
                 1
             ]["version"]
-        for label, make, items_per_request in scenarios(fleet, endpoints, args.batch, versions):
+        for label, make, items_per_request, replayable in scenarios(fleet, endpoints, args.batch, versions):
+            use_wrk = replayable and args.client == "wrk"
             run_load("127.0.0.1", server.port, make, clients=args.clients, seconds=1)  # warm-up
             cpu_before = process_tree_cpu(server.process.pid)
-            outcome = run_load("127.0.0.1", server.port, make, clients=args.clients, seconds=args.seconds)
+            if use_wrk:
+                fixed = [make(i) for i in range(len(fleet))]
+                outcome, p50, p99 = run_wrk(server.port, fixed, clients=args.clients, seconds=args.seconds)
+            else:
+                outcome = run_load("127.0.0.1", server.port, make, clients=args.clients, seconds=args.seconds)
+                p50, p99 = percentile(outcome.latencies, 0.50), percentile(outcome.latencies, 0.99)
             cpu = process_tree_cpu(server.process.pid) - cpu_before
             requests = len(outcome.latencies)
             rows.append(
@@ -285,8 +294,9 @@ def bench_database(name: str, env: dict, args) -> list[dict]:
                     "requests": requests,
                     "per_second": requests * items_per_request / outcome.elapsed,
                     "unit": "items/s" if items_per_request > 1 else "req/s",
-                    "p50_ms": percentile(outcome.latencies, 0.50) * 1000,
-                    "p99_ms": percentile(outcome.latencies, 0.99) * 1000,
+                    "p50_ms": p50 * 1000,
+                    "p99_ms": p99 * 1000,
+                    "client": "wrk" if use_wrk else "loadgen.py",
                     "cpu_ms_per_request": cpu / requests * 1000 if requests else float("nan"),
                     "statuses": outcome.statuses,
                     "errors": outcome.errors,
@@ -320,13 +330,13 @@ def format_line(row: dict) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("\n| database | scenario | throughput | p50 ms | p99 ms | server CPU ms/request | answers |")
-    print("|---|---|---:|---:|---:|---:|---|")
+    print("\n| database | scenario | client | throughput | p50 ms | p99 ms | server CPU ms/request | answers |")
+    print("|---|---|---|---:|---:|---:|---:|---|")
     for row in rows:
         answers = str(row["statuses"]) + (f" errors {row['errors']}" if row["errors"] else "")
         throughput = f"{row['per_second']:,.0f} {row['unit']}"
         timing = f"{row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['cpu_ms_per_request']:.2f}"
-        print(f"| {row['database']} | {row['scenario']} | {throughput} | {timing} | {answers} |")
+        print(f"| {row['database']} | {row['scenario']} | {row['client']} | {throughput} | {timing} | {answers} |")
 
 
 def main() -> None:
@@ -337,6 +347,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: the server's default)")
+    parser.add_argument(
+        "--client",
+        choices=["wrk", "python"],
+        default="wrk" if WRK else "python",
+        help="load from wrk where a fixed list of requests may be replayed (default when installed), "
+        "else bench/loadgen.py",
+    )
     args = parser.parse_args()
     base_env = {
         "SMOTRA_LOG_LEVEL": os.environ.get("SMOTRA_LOG_LEVEL", "warn"),

@@ -226,6 +226,9 @@ class AgentRoutesMiddleware:
         response = self.after(request)
         for header, value in _AGENT_ROUTE_HEADERS.items():
             response.headers.setdefault(header, value)
+        if not response.streaming and not response.has_header("Content-Length"):
+            # As CommonMiddleware sets it: without it gunicorn would answer chunked.
+            response.headers["Content-Length"] = str(len(response.content))
         return response
 
     def _match(self, mount: str, route: str):

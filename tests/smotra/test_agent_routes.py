@@ -54,6 +54,7 @@ def test_the_configuration_route_reads_its_canonical_id_from_any_spelling(client
     assert response.status_code == 200
     assert response.json()["agent_id"] == str(agent.pk)
     assert response["Content-Type"] == "application/json"
+    assert response["Content-Length"] == str(len(response.content))  # not chunked
 
 
 @pytest.mark.parametrize("path", ["/v1/agent/not-an-id/heartbeat", "/v1/agent/%s/heartbeat/", "/v1/agent/%s/vitals"])
