@@ -56,6 +56,7 @@ class HeartbeatView(AgentView):
         responses={204: OpenApiResponse(description="Stored; empty body (the agent counts 200/202 as failures)")},
         tags=TAGS,
         summary="Heartbeat with vitals (flat or nested shape)",
+        auth=[{"agentKey": []}],  # the same key as every agent route, checked by the storing statement
     )
     def post(self, request, agent_id):
         digest = request.auth
