@@ -10,6 +10,7 @@ import uuid
 from urllib.parse import unquote
 
 from django.conf import settings
+from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponse
 from django.urls import ResolverMatch, resolve
 from gunicorn.http.errors import ParseException
@@ -184,6 +185,8 @@ class BodySizeLimitMiddleware:
 _AGENT_ROUTE = re.compile(
     r"/(?:api/v1/|v1/)?agent/(?P<agent_id>[^/]+)/(?P<route>heartbeat|report|results|configuration)"
 )
+# What SecurityMiddleware and XFrameOptionsMiddleware would add that matters for a JSON answer;
+# Referrer-Policy, Cross-Origin-Opener-Policy and HSTS are left to the routes browsers load.
 _AGENT_ROUTE_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY"}
 
 
@@ -201,7 +204,9 @@ class AgentRoutesMiddleware:
         from django_prometheus.middleware import PrometheusAfterMiddleware
 
         self.get_response = get_response
-        self.after = PrometheusAfterMiddleware(self._view)
+        # Errors outside DRF (a Host not allowed, a failed render) become the API's JSON answer
+        # inside the per-view metrics and this chain's finishing, as every middleware's would.
+        self.after = PrometheusAfterMiddleware(convert_exception_to_response(self._view))
         self.matches: dict[tuple[str, str], object] = {}  # (mount, route) -> a ResolverMatch to copy
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -212,7 +217,6 @@ class AgentRoutesMiddleware:
             agent_id = AnyUUIDConverter().to_python(found["agent_id"])
         except ValueError:
             return self.get_response(request)
-        request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware would check it (DisallowedHost: 400)
         template = self._match(request.path_info[: found.start("agent_id")], found["route"])
         request.resolver_match = ResolverMatch(
             template.func,
@@ -238,6 +242,7 @@ class AgentRoutesMiddleware:
         return self.matches[key]
 
     def _view(self, request: HttpRequest) -> HttpResponse:
+        request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware would check it (DisallowedHost: 400)
         match = request.resolver_match
         self.after.process_view(request, match.func, match.args, match.kwargs)
         response = match.func(request, *match.args, **match.kwargs)

@@ -7,7 +7,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from agents.authentication import AgentKeyAuthentication, agent_by_key_hash, invalid_key
+from agents.authentication import AgentKeyAuthentication, AgentPrincipal, agent_by_key_hash, invalid_key
 from agents.keys import hashes_match
 from smotra import metrics
 from smotra.api.parsers import InvalidJSON
@@ -28,12 +28,14 @@ class IsPathAgent(BasePermission):
         return agent.pk == view.kwargs.get("agent_id")
 
 
-def path_agent(digest: str, agent_id):
+def path_agent(request, digest: str, agent_id):
     """The agent whose live key has this digest, if it is the one in the path: else 401 (no such
-    key) or 403 (another agent's key), as IsPathAgent answers."""
+    key) or 403 (another agent's key), as IsPathAgent answers. The key's agent becomes the
+    request's principal either way (the access log names it, as after DRF's authentication)."""
     agent = agent_by_key_hash(digest)
     if agent is None or not hashes_match(agent.api_key_hash, digest):
         raise invalid_key()
+    request.user = AgentPrincipal(agent.pk)
     if agent.pk != agent_id:
         raise exceptions.PermissionDenied(IsPathAgent.message)
     return agent

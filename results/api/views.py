@@ -49,7 +49,12 @@ class HeartbeatView(AgentView):
     permission_classes = []
 
     def initial(self, request, *args, **kwargs):
-        APIView.initial(self, request, *args, **kwargs)  # not AgentView's checks: post makes them
+        APIView.initial(self, request, *args, **kwargs)  # not AgentView's checks: these
+        if request.auth is None:  # any method: no key, 401 (contract §6)
+            metrics.AUTH_FAILURES.labels("missing").inc()
+            raise NotAuthenticated()
+        if request.method != "POST":  # the key is checked before the 405 (or OPTIONS), as elsewhere
+            path_agent(request, request.auth, kwargs.get("agent_id"))
 
     @extend_schema(
         request=HeartbeatSerializer,
@@ -60,19 +65,21 @@ class HeartbeatView(AgentView):
     )
     def post(self, request, agent_id):
         digest = request.auth
-        if digest is None:
-            metrics.AUTH_FAILURES.labels("missing").inc()
-            raise NotAuthenticated()
         try:
             if not int(request.META.get("CONTENT_LENGTH") or 0):
                 raise InvalidJSON("Request body is empty; a JSON document is required.")
             heartbeat = heartbeat_values(request.data)
         except (APIException, DomainError):
-            path_agent(digest, agent_id)
+            path_agent(request, digest, agent_id)
             raise
-        if not heartbeat_store(agent_id=agent_id, key_digest=digest, heartbeat=heartbeat):
-            path_agent(digest, agent_id)
-            raise invalid_key()  # the key was revoked between the two reads
+        stored = heartbeat_store(agent_id=agent_id, key_digest=digest, heartbeat=heartbeat)
+        if not stored:
+            path_agent(request, digest, agent_id)  # 401 or 403, which is the common case here
+            # The key is this agent's after all: it was issued (a claim, a rotation) between the
+            # statement and the lookup. Once more, now that it is.
+            stored = heartbeat_store(agent_id=agent_id, key_digest=digest, heartbeat=heartbeat)
+        if not stored:
+            raise invalid_key()  # and revoked again since: as any revoked key
         request.user = AgentPrincipal(agent_id)
         return Response(status=204)
 

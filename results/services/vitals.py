@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 from uuid6 import uuid7
@@ -104,10 +104,11 @@ def heartbeat_store(*, agent_id: UUID, key_digest: str, heartbeat: HeartbeatValu
             cursor.execute(_HEARTBEAT_SQL["postgresql"], params)
             stored = cursor.fetchone()[0] == 1
         else:
-            cursor.execute(_HEARTBEAT_SQL["insert"], params)
-            stored = cursor.rowcount == 1
-            if stored:
-                cursor.execute(_HEARTBEAT_SQL["seen"], params)
+            with transaction.atomic():  # one write lock, and both or neither
+                cursor.execute(_HEARTBEAT_SQL["insert"], params)
+                stored = cursor.rowcount == 1
+                if stored:
+                    cursor.execute(_HEARTBEAT_SQL["seen"], params)
     if stored:
         metrics.HEARTBEATS.labels(heartbeat.shape).inc()
     return stored

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.db import DatabaseError, OperationalError, connection
 from django.test.utils import CaptureQueriesContext
+from prometheus_client import REGISTRY
 
 from agents.models import Agent
 from results.models import Heartbeat
@@ -228,6 +230,7 @@ def test_a_heartbeat_is_one_round_trip_on_postgresql(client, agent):
             assert send(client, agent, FLAT).status_code == 204
 
     statements = [query["sql"].split()[0].upper() for query in queries]
+    statements = [word for word in statements if word not in ("SAVEPOINT", "RELEASE")]  # SQLite's atomic
     assert statements == (["WITH"] if connection.vendor == "postgresql" else ["INSERT", "UPDATE"]), statements
     assert reloaded(agent).last_seen_at == NOW
     assert Heartbeat.objects.filter(agent=agent).count() == 2
@@ -369,6 +372,45 @@ def test_it_answers_403_on_another_agents_path(client, agent, section_b, assert_
     assert not Heartbeat.objects.exists()
     assert reloaded(agent).last_seen_at is None
     assert reloaded(stranger).last_seen_at is None
+
+
+def failures(reason: str) -> float:
+    return REGISTRY.get_sample_value("smotra_agent_auth_failures_total", {"reason": reason}) or 0.0
+
+
+@pytest.mark.parametrize("method", ["get", "options", "put"])
+def test_any_method_without_a_key_is_a_401(client, agent, assert_error, method):
+    before = failures("missing")
+
+    assert_error(getattr(client, method)(url(agent)), 401, "unauthorized")
+
+    assert failures("missing") == before + 1
+
+
+@pytest.mark.parametrize("body", [FLAT, {**FLAT, "timestamp": "yesterday"}])
+def test_a_revoked_or_rotated_key_is_refused_at_once(client, agent, assert_error, body):
+    from agents.services.keys import agent_key_rotate, agent_revoke
+    from tenants.services import Actor
+
+    assert send(client, agent, FLAT).status_code == 204
+    new_key = agent_key_rotate(actor=Actor.cli(), agent=reloaded(agent))
+    assert_error(send(client, agent, body), 401, "unauthorized")  # the old key
+    assert send(client, agent, FLAT, key=new_key).status_code == 204
+    agent_revoke(actor=Actor.cli(), agent=reloaded(agent))
+    before = failures("invalid")
+
+    assert_error(send(client, agent, body, key=new_key), 401, "unauthorized")
+
+    assert failures("invalid") == before + 1  # counted once, though the key was read twice
+    assert Heartbeat.objects.filter(agent=agent).count() == 2
+
+
+def test_a_refused_heartbeat_logs_the_keys_agent(client, agent, caplog):
+    with caplog.at_level(logging.INFO, logger="smotra.access"):
+        send(client, agent, {**FLAT, "timestamp": "yesterday"})
+
+    [line] = [record for record in caplog.records if record.name == "smotra.access"]
+    assert (line.status, line.principal) == (400, f"agent:{agent.pk}")
 
 
 def test_it_refuses_get(client, agent, assert_error):

@@ -64,7 +64,7 @@ def test_what_is_not_an_agent_route_goes_down_the_full_chain(client, agent, asse
     assert_error(response, 404, "not_found")
 
 
-def test_a_host_outside_allowed_hosts_is_refused_there_too(client, agent, settings):
+def test_a_host_outside_allowed_hosts_is_refused_there_too(client, agent, settings, assert_error):
     settings.ALLOWED_HOSTS = ["smotra.example"]
 
     response = client.post(
@@ -75,8 +75,20 @@ def test_a_host_outside_allowed_hosts_is_refused_there_too(client, agent, settin
         **key_header(),
     )
 
-    assert response.status_code == 400
+    assert_error(response, 400, "bad_request")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Length"] == str(len(response.content))
     assert not Heartbeat.objects.exists()
+
+
+def test_agent_routes_skip_what_only_peoples_routes_need(client, agent):
+    """Proof that the short chain runs: SecurityMiddleware's Referrer-Policy is on a route of the
+    full chain and not on an agent route, which still carries the headers set for it."""
+    people = client.get("/api/v1")
+    agents = client.get(f"/v1/agent/{agent.pk}/configuration", **key_header())
+
+    assert people["Referrer-Policy"] == "same-origin"
+    assert "Referrer-Policy" not in agents and agents["X-Frame-Options"] == "DENY"
 
 
 def test_agents_read_json_whatever_they_accept(client, agent):
