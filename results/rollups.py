@@ -193,7 +193,8 @@ _MERGE = {
 }
 
 
-def _on_conflict() -> str:
+def on_conflict_add() -> str:
+    """The additive upsert's conflict clause, in this connection's dialect (the stored row is ``t``)."""
     dialect = _MERGE[connection.vendor]
     updates = [f"{name} = t.{name} + excluded.{name}" for name in _ADDED]
     updates += [f"latency_min = {dialect['min'].format('latency_min')}"]
@@ -215,7 +216,7 @@ _SQL_CACHE: dict[tuple, str] = {}
 def _pg_upsert_sql(tables: tuple[str, ...]) -> str:
     key = ("postgresql", tables)
     if key not in _SQL_CACHE:
-        columns, values, conflict = ", ".join(ROLLUP_COLUMNS), ", ".join(_PG_VALUES), _on_conflict()
+        columns, values, conflict = ", ".join(ROLLUP_COLUMNS), ", ".join(_PG_VALUES), on_conflict_add()
         inserts = [
             f"INSERT INTO {table} AS t ({columns}) SELECT {values} FROM incoming WHERE tier = {tier} "  # noqa: S608
             f"ORDER BY series_id, bucket {conflict}"
@@ -231,7 +232,7 @@ def _sqlite_upsert_sql(table: str, rows: int) -> str:
     key = ("sqlite", table, rows)
     if key not in _SQL_CACHE:
         values = ", ".join([f"({', '.join(['%s'] * len(ROLLUP_COLUMNS))})"] * rows)
-        _SQL_CACHE[key] = f"INSERT INTO {table} AS t ({', '.join(ROLLUP_COLUMNS)}) VALUES {values} {_on_conflict()}"  # noqa: S608
+        _SQL_CACHE[key] = f"INSERT INTO {table} AS t ({', '.join(ROLLUP_COLUMNS)}) VALUES {values} {on_conflict_add()}"  # noqa: S608
     return _SQL_CACHE[key]
 
 

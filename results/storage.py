@@ -22,7 +22,7 @@ from django.db import connection
 
 from results.histogram import histogram_encode
 from results.models import CheckResult, DayRollup, HourRollup, MinuteRollup, RollupSeries
-from results.rollups import Cell, rollups_add
+from results.rollups import ROLLUP_COLUMNS, Cell, on_conflict_add, rollups_add
 from smotra.api.renderers import json_bytes
 
 # The tiers the statement maintains, with the unit date_trunc cuts their buckets to (in UTC).
@@ -91,18 +91,6 @@ def _payload(results: list[CheckResult], *, shares: bool) -> str:
 
 
 _NO_SHARE = Cell()
-_ROLLUP_COLUMNS = "series_id, bucket, check_count, success_count, failure_count, packets_sent, packets_received, "
-_ROLLUP_COLUMNS += "latency_count, latency_sum, latency_min, latency_max, histogram"
-_ADDED = ("check_count", "success_count", "failure_count", "packets_sent", "packets_received", "latency_count")
-_ADDED += ("latency_sum",)
-_UPDATE = ", ".join(
-    [f"{name} = t.{name} + EXCLUDED.{name}" for name in _ADDED]
-    + [
-        "latency_min = COALESCE(LEAST(t.latency_min, EXCLUDED.latency_min), t.latency_min, EXCLUDED.latency_min)",
-        "latency_max = COALESCE(GREATEST(t.latency_max, EXCLUDED.latency_max), t.latency_max, EXCLUDED.latency_max)",
-        "histogram = smotra_histogram_add(t.histogram, EXCLUDED.histogram)",
-    ]
-)
 _STATEMENTS: dict[tuple, str] = {}
 
 
@@ -153,12 +141,12 @@ def _statement(tiers: tuple) -> str:
 
 def _tier_upsert(table: str, unit: str) -> str:
     bucket = f"date_trunc('{unit}', checked_at, 'UTC')"
-    # A new row's histogram is compacted as a merged one would be (smotra_histogram_add, 0005).
+    # A new row's histogram is compacted as a merged one would be (smotra_histogram_add, 0007).
     histogram = "smotra_histogram_add(''::bytea, string_agg(decode(histogram, 'hex'), ''::bytea))"
     return (
-        f"INSERT INTO {table} AS t ({_ROLLUP_COLUMNS}) "  # noqa: S608
+        f"INSERT INTO {table} AS t ({', '.join(ROLLUP_COLUMNS)}) "  # noqa: S608
         f"SELECT series_id, {bucket}, count(*), count(*) FILTER (WHERE success), count(*) FILTER (WHERE NOT success), "
         "COALESCE(sum(packets_sent), 0), COALESCE(sum(packets_received), 0), sum(samples), sum(sample_sum), "
         f"min(sample_min), max(sample_max), {histogram} "
-        f"FROM shares GROUP BY 1, 2 ORDER BY 1, 2 ON CONFLICT (series_id, bucket) DO UPDATE SET {_UPDATE}"
+        f"FROM shares GROUP BY 1, 2 ORDER BY 1, 2 {on_conflict_add()}"
     )
