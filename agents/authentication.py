@@ -21,12 +21,7 @@ class AgentKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request):
         digest = key_digest(request)
-        if digest is None:
-            return None
-        agent = agent_by_key_hash(digest)
-        if agent is None or not hashes_match(agent.api_key_hash, digest):
-            raise invalid_key()
-        return agent, None
+        return None if digest is None else (live_agent(digest), None)
 
     def authenticate_header(self, request):
         return HEADER
@@ -79,6 +74,14 @@ def agent_by_key_hash(digest: str) -> Agent | None:
         _lookup_sql[vendor] = query.sql_with_params()[0]
     found = list(Agent.objects.raw(_lookup_sql[vendor], [digest]))
     return found[0] if found else None
+
+
+def live_agent(digest: str) -> Agent:
+    """The live agent this key digest belongs to, else the 401 refusal (counted)."""
+    agent = agent_by_key_hash(digest)
+    if agent is None or not hashes_match(agent.api_key_hash, digest):
+        raise invalid_key()
+    return agent
 
 
 def invalid_key() -> exceptions.AuthenticationFailed:

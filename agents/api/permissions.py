@@ -7,10 +7,10 @@ from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from agents.authentication import AgentKeyAuthentication, AgentPrincipal, agent_by_key_hash, invalid_key
-from agents.keys import hashes_match
+from agents.authentication import AgentKeyAuthentication, AgentPrincipal, live_agent
 from smotra import metrics
 from smotra.api.parsers import InvalidJSON
+from smotra.api.renderers import json_only
 
 
 class IsPathAgent(BasePermission):
@@ -32,9 +32,7 @@ def path_agent(request, digest: str, agent_id):
     """The agent whose live key has this digest, if it is the one in the path: else 401 (no such
     key) or 403 (another agent's key), as IsPathAgent answers. The key's agent becomes the
     request's principal either way (the access log names it, as after DRF's authentication)."""
-    agent = agent_by_key_hash(digest)
-    if agent is None or not hashes_match(agent.api_key_hash, digest):
-        raise invalid_key()
+    agent = live_agent(digest)
     request.user = AgentPrincipal(agent.pk)
     if agent.pk != agent_id:
         raise exceptions.PermissionDenied(IsPathAgent.message)
@@ -49,9 +47,7 @@ class AgentView(APIView):
     authentication_classes = [AgentKeyAuthentication]
     permission_classes = [IsPathAgent]
     renderer_classes = [JSONRenderer]
-
-    def perform_content_negotiation(self, request, force=False):
-        return self.renderer_classes[0](), JSONRenderer.media_type
+    perform_content_negotiation = json_only
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication and permissions first

@@ -33,7 +33,7 @@ from results.selectors.reports import (
     report_page,
 )
 from results.selectors.summary import TIME_RANGES, summary
-from smotra.api.renderers import FastJSONRenderer
+from smotra.api.renderers import FastJSONRenderer, json_only
 
 TAGS = ["results"]
 MAX_SPAN = timedelta(days=400)
@@ -44,8 +44,8 @@ class JsonOnlyNegotiation:
     """``format`` is our parameter (json or csv), not DRF's renderer switch: DRF would answer an
     unknown ``?format=`` with a 404 before the parameter could be validated."""
 
-    def perform_content_negotiation(self, request, force=False):
-        return FastJSONRenderer(), FastJSONRenderer.media_type
+    renderer_classes = [FastJSONRenderer]
+    perform_content_negotiation = json_only
 
 
 # RFC 3339 (section 5.6): full date, "T" (or a space, or lower case), full time, a zone. Python's

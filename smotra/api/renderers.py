@@ -34,3 +34,10 @@ def json_bytes(value) -> bytes:
         return orjson.dumps(value)
     except TypeError:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def json_only(view, request, force=False):
+    """A view's ``perform_content_negotiation`` that answers its first renderer whatever the Accept
+    header says (and parses none of it): for routes that only ever answer JSON."""
+    renderer = view.renderer_classes[0]
+    return renderer(), renderer.media_type
