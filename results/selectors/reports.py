@@ -194,17 +194,9 @@ class _Plan:
         """How many rows, and the metadata over all of them, in one query."""
         if not self.series:
             return 0, _metadata(0, 0, 0, 0, 0.0)
-        sums = self.grouped.order_by().aggregate(
-            rows=Count("start"),
-            checks=Sum("sum_check_count"),
-            ok=Sum("sum_success_count"),
-            failed=Sum("sum_failure_count"),
-            samples=Sum("sum_latency_count"),
-            latency=Sum("sum_latency_sum"),
-        )
-        return sums["rows"], _metadata(
-            sums["checks"] or 0, sums["ok"] or 0, sums["failed"] or 0, sums["samples"] or 0, sums["latency"] or 0.0
-        )
+        totals = {f"all_{name}": Sum(f"sum_{name}") for name in _TOTALLED}
+        sums = self.grouped.order_by().aggregate(all_rows=Count("start"), **totals)
+        return sums["all_rows"], _totals_metadata(sums)
 
     def rows(self, offset: int, size: int) -> list[dict]:
         if not self.series:
@@ -217,7 +209,7 @@ class _Plan:
         the last row nothing comes back to count on, and the totals take a query of their own."""
         if not self.series:
             return [], *self.totals()
-        grouped = self.one_row_per_group is False
+        grouped = not self.one_row_per_group
         totals = {
             f"all_{name}": OverAll(Sum(name) if grouped else F(name), output_field=field)
             for name, field in _TOTALLED.items()
@@ -226,9 +218,7 @@ class _Plan:
         groups = list(self.grouped.annotate(**totals)[offset : offset + size])
         if not groups:
             return [], *self.totals()
-        first = groups[0]
-        metadata = _metadata(*(first[f"all_{name}"] or 0 for name in _TOTALLED))
-        return self._rows(groups), first["all_rows"], metadata
+        return self._rows(groups), groups[0]["all_rows"], _totals_metadata(groups[0])
 
     def _rows(self, groups: list[dict]) -> list[dict]:
         histograms = {} if self.one_row_per_group else self._histograms(groups)
@@ -319,6 +309,11 @@ def series_of(endpoint_ids, agent_ids, metric_types=()) -> dict[int, tuple]:
     if metric_types:
         series = series.filter(check_type__in=metric_types)
     return {pk: (e, a, t) for pk, e, a, t in series.values_list("pk", "endpoint_id", "agent_id", "check_type")}
+
+
+def _totals_metadata(totals: dict) -> dict:
+    """The metadata from the ``all_*`` totals of _TOTALLED (None: no row had any)."""
+    return _metadata(*(totals[f"all_{name}"] or 0 for name in _TOTALLED))
 
 
 def _utc(moment) -> datetime:
