@@ -78,10 +78,12 @@ class CheckResult(models.Model):
     duplicates instead of copies. Common fields are columns; the type-specific rest is ``details``."""
 
     id = models.UUIDField(primary_key=True)
-    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="results")
+    # No single-column indexes: (agent, checked_at) and (endpoint, checked_at) below serve their
+    # lookups, and every index is one more write per stored result.
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="results", db_index=False)
     # No database constraint: results outlive endpoints that are deleted later.
     endpoint = models.ForeignKey(
-        "endpoints.Endpoint", on_delete=models.DO_NOTHING, db_constraint=False, related_name="results"
+        "endpoints.Endpoint", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="results"
     )
     check_type = models.CharField(max_length=16, choices=CheckType.choices)
     success = models.BooleanField()

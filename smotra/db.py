@@ -28,3 +28,15 @@ def save_changes(obj, changes: dict, *, conflict: str, field: str = "name") -> N
         setattr(obj, name, value)
     with unique_or_conflict(conflict, field):
         obj.save()
+
+
+def delete_in_chunks(queryset, chunk: int) -> int:
+    """Delete the queryset's rows ``chunk`` primary keys at a time, each statement its own short
+    transaction (so writers carry on beside it); returns how many went."""
+    total = 0
+    while True:
+        keys = list(queryset.values_list("pk", flat=True)[:chunk])
+        if not keys:
+            return total
+        deleted, _ = queryset.model.objects.filter(pk__in=keys).delete()
+        total += deleted

@@ -2,15 +2,18 @@
 
 Every ``alerts.evaluation_interval`` it evaluates every enabled rule (alerting.evaluation) and then
 delivers the due notifications of the outbox (alerting.delivery). ``--once`` runs one evaluation
-and one delivery pass and exits (cron, tests). Several copies may run at once: rules are locked per
-tenant with SKIP LOCKED and notifications are leased, so each is evaluated and sent once. SIGTERM
-(or SIGINT) finishes the current pass, then exits. ``serve`` runs one beside the web server."""
+and one delivery pass and exits (cron, tests). Once an hour it also creates the coming days' result
+partitions (PostgreSQL, results.partitions), so they exist without a scheduled prune. Several copies
+may run at once: rules are locked per tenant with SKIP LOCKED and notifications are leased, so each
+is evaluated and sent once. SIGTERM (or SIGINT) finishes the current pass, then exits. ``serve`` runs
+one beside the web server."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -19,11 +22,15 @@ from django.db import close_old_connections, connection
 from alerting.delivery import deliver_due
 from alerting.evaluation import evaluate
 from alerting.gauges import EVALUATION_SECONDS
+from results.partitions import partitions_ensure
 
 log = logging.getLogger("smotra.alerts")
 
+PARTITIONS_EVERY = 3600.0  # seconds between checks for missing result partitions
+
 
 class Command(BaseCommand):
+    partitions_due = 0.0  # time.monotonic() of the next partitions_ensure
     help = "Evaluate alert rules and deliver notifications every alerts.evaluation_interval (--once: one pass)."
 
     def add_arguments(self, parser):
@@ -45,6 +52,12 @@ class Command(BaseCommand):
         if not connection.in_atomic_block:  # (a test's transaction holds it open on purpose)
             close_old_connections()  # a connection the database dropped between passes is replaced
         stats, sent = None, 0
+        if time.monotonic() >= self.partitions_due:
+            self.partitions_due = time.monotonic() + PARTITIONS_EVERY
+            try:
+                partitions_ensure()
+            except Exception:  # e.g. a lock timeout: results still land (the default partition)
+                log.exception("creating result partitions failed")
         try:
             stats = evaluate()
             EVALUATION_SECONDS.observe(stats.seconds)

@@ -3,7 +3,9 @@
 Deletes results, vitals and unknown-endpoint records (by their last sighting) older than
 ``results.retention``, minute rollups older than ``results.minute_rollup_retention`` and hourly and
 daily ones older than ``results.hour_rollup_retention``, in bounded chunks, each its own short transaction, so
-ingestion carries on beside it. Schedule it daily (cron, systemd timer, CronJob)."""
+ingestion carries on beside it. On PostgreSQL results go a day partition at a time where they can
+(results.partitions), and the partitions of the coming days are created first. Schedule it daily
+(cron, systemd timer, CronJob)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from results.models import CheckResult, DayRollup, Heartbeat, HourRollup, MinuteRollup, RollupSeries, UnknownEndpoint
+from results.models import DayRollup, Heartbeat, HourRollup, MinuteRollup, RollupSeries, UnknownEndpoint
+from results.partitions import partitions_ensure, results_prune
 from smotra.config import ConfigError, parse_age
+from smotra.db import delete_in_chunks
 
 
 def delete_buckets_in_chunks(model, cutoff, chunk: int) -> int:
@@ -26,17 +30,6 @@ def delete_buckets_in_chunks(model, cutoff, chunk: int) -> int:
         old = model.objects.filter(series_id=series_id, bucket__lt=cutoff).order_by("bucket")
         total += delete_in_chunks(old, chunk)
     return total
-
-
-def delete_in_chunks(queryset, chunk: int) -> int:
-    """Delete the queryset's rows ``chunk`` primary keys at a time; returns how many went."""
-    total = 0
-    while True:
-        keys = list(queryset.values_list("pk", flat=True)[:chunk])
-        if not keys:
-            return total
-        deleted, _ = queryset.model.objects.filter(pk__in=keys).delete()
-        total += deleted
 
 
 class Command(BaseCommand):
@@ -53,7 +46,8 @@ class Command(BaseCommand):
         if chunk < 1:
             raise CommandError("--chunk must be at least 1.")
         cutoff = timezone.now() - self.retention(older_than)
-        results = delete_in_chunks(CheckResult.objects.filter(checked_at__lt=cutoff), chunk)
+        created = partitions_ensure()
+        pruned = results_prune(cutoff, chunk)
         heartbeats = delete_in_chunks(Heartbeat.objects.filter(timestamp__lt=cutoff), chunk)
         unknown = delete_in_chunks(UnknownEndpoint.objects.filter(last_seen_at__lt=cutoff), chunk)
         now, config = timezone.now(), settings.SMOTRA.results
@@ -62,9 +56,14 @@ class Command(BaseCommand):
         hours = delete_buckets_in_chunks(HourRollup, hour_cutoff, chunk)
         hours += delete_buckets_in_chunks(DayRollup, hour_cutoff, chunk)
         self.stdout.write(
-            f"Deleted {results} result(s), {heartbeats} heartbeat(s) and {unknown} unknown endpoint(s) "
+            f"Deleted {pruned.results} result(s), {heartbeats} heartbeat(s) and {unknown} unknown endpoint(s) "
             f"older than {cutoff.isoformat()}, {minutes} minute and {hours} hour and day rollup(s)."
         )
+        if pruned.partitions or pruned.kept or created:
+            self.stdout.write(
+                f"Result partitions: {pruned.partitions} dropped, {pruned.kept} expired but kept, "
+                f"{len(created)} created ahead."
+            )
 
     @staticmethod
     def retention(text: str | None) -> timedelta:
