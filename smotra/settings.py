@@ -115,12 +115,14 @@ def _database() -> dict:
         db["CONN_MAX_AGE"] = 0
     else:
         db["CONN_MAX_AGE"] = pool.conn_max_lifetime or None
-    # A kept connection is checked before reuse, so one the server closed while idle is replaced.
+    # A kept connection is checked before reuse, so one the server closed while idle is replaced
+    # (on PostgreSQL without a round trip: smotra.postgresql).
     db["CONN_HEALTH_CHECKS"] = True
     options = db.setdefault("OPTIONS", {})
     if db["ENGINE"].endswith("sqlite3"):
         _sqlite_options(db, options)
     else:
+        db["ENGINE"] = "smotra.postgresql"
         options.setdefault("connect_timeout", max(1, int(SMOTRA.postgres_config.connect_timeout)))
         options.setdefault("application_name", "smotra")
     return db
