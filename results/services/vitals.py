@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -15,6 +18,7 @@ from uuid6 import uuid7
 from agents.models import Agent
 from agents.services.presence import agent_seen
 from results.models import AgentStatusReport, Heartbeat
+from results.services.heartbeat_commit import GroupCommit
 from smotra import metrics
 from smotra import validation as v
 from smotra.errors import Invalid
@@ -95,23 +99,45 @@ def heartbeat_store(*, agent_id: UUID, key_digest: str, heartbeat: HeartbeatValu
 
     This is every agent's most frequent request. On PostgreSQL it is one statement and one round
     trip: the key check, the insert and the bookkeeping together (profiled, the separate key lookup
-    and the ORM insert were half of a heartbeat's CPU). SQLite, which has no data-modifying CTE and
-    no round trips, takes the insert and the conditional update as two statements."""
+    and the ORM insert were half of a heartbeat's CPU); with ``agent.heartbeat_group_commit`` the
+    heartbeats a process stores at the same moment share that statement (heartbeat_commit). SQLite,
+    which has no data-modifying CTE and no round trips, takes the insert and the conditional update
+    as two statements; it has a single writer, so there is nothing to group there."""
     now = timezone.now()
     params = _heartbeat_params(agent_id, key_digest, heartbeat, now)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(_HEARTBEAT_SQL["postgresql"], params)
-            stored = cursor.fetchone()[0] == 1
-        else:
-            with transaction.atomic():  # one write lock, and both or neither
-                cursor.execute(_HEARTBEAT_SQL["insert"], params)
-                stored = cursor.rowcount == 1
-                if stored:
-                    cursor.execute(_HEARTBEAT_SQL["seen"], params)
+    if connection.vendor == "postgresql":
+        stored = _postgresql_store(params)
+    else:
+        with connection.cursor() as cursor, transaction.atomic():  # one write lock, and both or neither
+            cursor.execute(_HEARTBEAT_SQL["insert"], params)
+            stored = cursor.rowcount == 1
+            if stored:
+                cursor.execute(_HEARTBEAT_SQL["seen"], params)
     if stored:
         metrics.HEARTBEATS.labels(heartbeat.shape).inc()
     return stored
+
+
+def _postgresql_store(params: dict) -> bool:
+    # A caller inside a transaction writes alone: its row must not be committed by another thread,
+    # nor other callers' rows written into its transaction.
+    if settings.SMOTRA.agent.heartbeat_group_commit and not connection.in_atomic_block:
+        return _GROUP.submit(params)
+    return heartbeats_write([params])[0]
+
+
+def heartbeats_write(rows: Sequence[dict]) -> list[bool]:
+    """Store heartbeats (:func:`_heartbeat_params` each) with one statement on this thread's
+    connection; per row, whether its key was live and the row stored. One row takes the very
+    statement a heartbeat takes without group commit."""
+    with connection.cursor() as cursor:
+        if len(rows) == 1:
+            cursor.execute(_HEARTBEAT_SQL["postgresql"], rows[0])
+            return [cursor.fetchone()[0] == 1]
+        params = [value for n, row in enumerate(rows) for value in (n, *(row[name] for name, _ in _GROUP_VALUES))]
+        cursor.execute(_group_sql(len(rows)), params)
+        stored = {row_id for (row_id,) in cursor.fetchall()}
+    return [row["id"] in stored for row in rows]
 
 
 _HEARTBEAT_COLUMNS = ("health_status", "cpu_usage_percent", "memory_usage_mb", "memory_total_mb")
@@ -175,6 +201,61 @@ _HEARTBEAT_SQL = {
     ),
     "seen": f"UPDATE agents_agent SET {_SEEN_SET} WHERE id = %(agent)s AND ({_IS_STALE} OR {_NEW_VERSION})",  # noqa: S608
 }
+
+
+# The group statement (PostgreSQL): the same key check, insert and bookkeeping as the one above, for
+# every row of a VALUES list, with the one-row statement's parameters as its columns.
+_GROUP_VALUES = (
+    ("id", "uuid"),
+    ("agent", "uuid"),
+    ("digest", "text"),
+    ("timestamp", "timestamptz"),
+    ("now", "timestamptz"),
+    ("stale", "timestamptz"),
+    ("version", "text"),
+    ("health_status", "text"),
+    *((name, "float8") for name in _METRICS),
+    *((name, "bigint") for name in _UPTIMES),
+    ("agent_status", "jsonb"),
+)
+
+
+def _columns_of(fragment: str, relation: str) -> str:
+    """A fragment of the one-row statement with its parameters read from ``relation``'s columns."""
+    return re.sub(r"%\((\w+)\)s", rf"{relation}.\1", fragment)
+
+
+@functools.cache
+def _group_sql(size: int) -> str:
+    """The statement for ``size`` rows (n, then _GROUP_VALUES each); it returns the stored rows' ids."""
+    row = "(%s::int, " + ", ".join(f"%s::{type_}" for _, type_ in _GROUP_VALUES) + ")"
+    # The heartbeat's own id is row_id: a bare ``id`` in the key check is the agent's, as above.
+    names = ", ".join(["n", "row_id", *(name for name, _ in _GROUP_VALUES[1:])])
+    values = ", ".join(["row_id", "agent", "timestamp", "now", *_HEARTBEAT_COLUMNS])
+    return (
+        f"WITH batch ({names}) AS (VALUES {', '.join([row] * size)}), "  # noqa: S608 - our names only
+        f"live AS (SELECT batch.* FROM batch JOIN agents_agent ON {_columns_of(_LIVE_KEY, 'batch')}), "
+        f"stored AS (INSERT INTO results_heartbeat ({_INSERT_COLUMNS}) SELECT {values} FROM live RETURNING id), "
+        # One row per agent, though a group may hold several heartbeats of one: an UPDATE changes a
+        # row once per statement (which joined row would win is unspecified). The latest moment and
+        # the latest version sent are what one statement per heartbeat would have left.
+        "latest AS (SELECT agent, max(now) AS now, max(stale) AS stale, "
+        "(array_agg(version ORDER BY n DESC) FILTER (WHERE version IS NOT NULL))[1] AS version "
+        "FROM live GROUP BY agent), "
+        # The agents' rows are locked in the order of their ids: two groups (of two processes) that
+        # share agents could otherwise lock them in opposite orders and deadlock. One agent per
+        # statement, as without group commit, cannot.
+        "locked AS (SELECT id, latest.now, latest.stale, latest.version FROM agents_agent JOIN latest "
+        f"ON id = latest.agent WHERE {_columns_of(_IS_STALE, 'latest')} OR {_columns_of(_NEW_VERSION, 'latest')} "
+        "ORDER BY id FOR NO KEY UPDATE OF agents_agent), "
+        f"seen AS (UPDATE agents_agent SET {_columns_of(_SEEN_SET, 'locked')} FROM locked "
+        "WHERE agents_agent.id = locked.id) "
+        "SELECT id FROM stored"
+    )
+
+
+# Heartbeats stored at the same moment by the threads of this process (agent.heartbeat_group_commit).
+_GROUP = GroupCommit(heartbeats_write)
 
 
 def status_report_record(*, agent: Agent, body) -> datetime:

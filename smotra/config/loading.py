@@ -77,6 +77,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "SMOTRA_OFFLINE_AFTER": ("agent", "offline_after"),
     "SMOTRA_REGISTRATION_RATE_LIMIT": ("agent", "registration_rate_limit"),
     "SMOTRA_BIND_TO_SOURCE_ADDRESS": ("agent", "bind_to_source_address"),
+    "SMOTRA_HEARTBEAT_GROUP_COMMIT": ("agent", "heartbeat_group_commit"),
     "SMOTRA_MAX_BATCH_ITEMS": ("results", "max_batch_items"),
     "SMOTRA_RESULTS_RETENTION": ("results", "retention"),
     "SMOTRA_CORS_ORIGIN": ("cors", "origin"),

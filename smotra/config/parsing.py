@@ -217,6 +217,7 @@ def _agent(source: str, doc: dict[str, Any]) -> AgentConfig:
             "offline_after": parse_duration,
             "registration_rate_limit": _positive,
             "last_seen_resolution": parse_duration,
+            "heartbeat_group_commit": parse_bool,
             "bind_to_source_address": parse_bool,
             "max_body_bytes": _positive,
             "max_unknown_endpoints": _positive,

@@ -104,6 +104,8 @@ class AgentConfig:
     offline_after: float = 15 * 60.0
     registration_rate_limit: int = 60  # registrations per source address per minute
     last_seen_resolution: float = 5.0
+    # PostgreSQL: concurrent heartbeats of a worker process share one statement and one commit.
+    heartbeat_group_commit: bool = False
     # Deliver a claimed agent's key only to a poll from the address that registered it.
     bind_to_source_address: bool = True
     # Registration, claim, heartbeat and report bodies: far smaller than a result batch.

@@ -238,6 +238,18 @@ def test_it_reads_cors_origin_from_the_environment():
     assert load_config(env={"SMOTRA_CORS_ORIGIN": "https://ui.example"}).cors.origin == "https://ui.example"
 
 
+def test_it_reads_heartbeat_group_commit_from_the_file_and_the_environment(tmp_path):
+    empty = write(tmp_path / "empty.yaml", "")
+    path = write(tmp_path / "config.yaml", "agent:\n  heartbeat_group_commit: true\n")
+
+    assert load_config(empty, env={}).agent.heartbeat_group_commit is False
+    assert load_config(path, env={}).agent.heartbeat_group_commit is True
+    assert load_config(path, env={"SMOTRA_HEARTBEAT_GROUP_COMMIT": "false"}).agent.heartbeat_group_commit is False
+    with pytest.raises(ConfigError) as raised:
+        load_config(empty, env={"SMOTRA_HEARTBEAT_GROUP_COMMIT": "sometimes"})
+    assert raised.value.key == "SMOTRA_HEARTBEAT_GROUP_COMMIT"
+
+
 def test_it_rejects_a_bad_environment_value_naming_the_variable(tmp_path):
     path = write(tmp_path / "config.yaml", "server:\n  port: 8080\n")
 
