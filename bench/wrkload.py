@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from loadgen import Outcome, Request
@@ -70,7 +71,11 @@ def _lua(request: Request) -> str:
 
 def run_wrk(port: int, requests: list[Request], *, clients: int, seconds: float) -> tuple[Outcome, float, float]:
     """(the outcome, p50 and p99 in seconds) of ``clients`` connections over two threads."""
-    script = _SCRIPT % {"requests": "\n".join(_lua(request) for request in requests)}
+    # The requests are formatted when the script loads, before wrk knows the host: without this,
+    # wrk.format() sends HTTP/1.1 requests with no Host header (which granian passes on as an empty
+    # HTTP_HOST, a 400 from Django; gunicorn leaves it out and Django falls back to SERVER_NAME).
+    host = {"Host": f"127.0.0.1:{port}"}
+    script = _SCRIPT % {"requests": "\n".join(_lua(replace(r, headers={**host, **r.headers})) for r in requests)}
     with tempfile.TemporaryDirectory(prefix="smotra-wrk-") as directory:
         path = Path(directory) / "load.lua"
         path.write_text(script)
