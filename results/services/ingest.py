@@ -8,7 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from uuid6 import uuid7
@@ -125,8 +125,7 @@ def results_ingest(*, agent: Agent, items: list) -> IngestOutcome:
 
 def _known_endpoints_only(agent, candidates, outcome, items, now) -> list[_Candidate]:
     """Keep results for endpoints of the agent's section; remember ids nobody knows (adoption)."""
-    endpoint_ids = {candidate.result.endpoint_id for candidate in candidates}
-    sections = dict(Endpoint.objects.filter(pk__in=endpoint_ids).values_list("pk", "section_id"))
+    sections = _sections_of({candidate.result.endpoint_id for candidate in candidates})
     unknown: dict[UUID, list[_Candidate]] = {}
     kept = []
     for candidate in candidates:
@@ -140,6 +139,20 @@ def _known_endpoints_only(agent, candidates, outcome, items, now) -> list[_Candi
         _reject(outcome, candidate.index, items[candidate.index], error)
     _remember_unknown(agent, unknown, now)
     return kept
+
+
+def _sections_of(endpoint_ids: set[UUID]) -> dict[UUID, UUID]:
+    """Endpoint id -> its section's id, for the ids that exist. On PostgreSQL the ids are one array
+    parameter: compiling the ORM's IN list of up to a batch's worth of placeholders cost more than
+    the query (bench/ingest_paths.py: 1.6-2.3 ms of a batch's ~10 ms)."""
+    if connection.vendor != "postgresql":
+        return dict(Endpoint.objects.filter(pk__in=endpoint_ids).values_list("pk", "section_id"))
+    with connection.cursor() as cursor:
+        cursor.execute(_SECTIONS_SQL, [list(endpoint_ids)])
+        return dict(cursor.fetchall())
+
+
+_SECTIONS_SQL = f"SELECT id, section_id FROM {Endpoint._meta.db_table} WHERE id = ANY(%s)"  # noqa: S608
 
 
 @transaction.atomic
@@ -189,8 +202,17 @@ def _unknown_row(agent: Agent, endpoint_id: UUID, seen: list[_Candidate], now: d
 
 
 def _lock_agent(agent: Agent) -> None:
-    """Lock the agent's row until the transaction ends: one agent's batches are stored one at a time."""
-    list(Agent.objects.filter(pk=agent.pk).select_for_update(no_key=True).values_list("pk", flat=True))
+    """Lock the agent's row until the transaction ends: one agent's batches are stored one at a time.
+    On PostgreSQL as SQL written once (the ORM compiled the query anew for every batch: ~1 ms);
+    SQLite's IMMEDIATE transaction already holds the database's one write lock."""
+    if connection.vendor != "postgresql":
+        list(Agent.objects.filter(pk=agent.pk).select_for_update(no_key=True).values_list("pk", flat=True))
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_SQL, [agent.pk])
+
+
+_LOCK_SQL = f"SELECT 1 FROM {Agent._meta.db_table} WHERE id = %s FOR NO KEY UPDATE"  # noqa: S608
 
 
 @transaction.atomic
