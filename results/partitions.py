@@ -124,6 +124,9 @@ def _create(partition: Partition) -> bool:
         if cursor.fetchone()[0]:
             return False  # another process made it meanwhile
         cursor.execute(_LOCK_TIMEOUT)
+        # No row may reach the default partition between the move and the ATTACH (which would then
+        # refuse); readers carry on.
+        cursor.execute(f"LOCK TABLE {DEFAULT} IN SHARE MODE")
         name = connection.ops.quote_name(partition.name)
         cursor.execute(f"CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
         cursor.execute(
@@ -178,8 +181,10 @@ def _drop(partition: Partition, cutoff: datetime):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(_LOCK)
             cursor.execute(_LOCK_TIMEOUT)
-            # Locked first, so no row arrives between the count and the drop.
-            cursor.execute(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
+            # No row may arrive between the check and the drop. SHARE, not ACCESS EXCLUSIVE: a reader
+            # of the results holds the parent and then takes each partition; an exclusive lock here
+            # would deadlock it against the DETACH below, which waits for the parent.
+            cursor.execute(f"LOCK TABLE {name} IN SHARE MODE")
             cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {name} WHERE checked_at >= %s)", [cutoff])  # noqa: S608
             if cursor.fetchone()[0]:
                 log.warning("kept expired partition %s: some of its results have a recent timestamp", partition.name)
