@@ -410,7 +410,7 @@ def load(args, base: str, name: str, pairs, start: datetime, now: datetime, note
     others = day_load.machine_busy() - busy - (_own_cpu() - own) - backends
     notes["load"] = f"{loaded:,} rows with rollups in {seconds:.0f} s ({loaded / seconds:,.0f} rows/s); "
     notes["load"] += f"load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
-    notes["load"] += f"others {max(0.0, others) / (seconds * CORES):.0%} (checkpoints and WAL writing among them); "
+    notes["load"] += f"others {max(0.0, others) / (seconds * CORES):.0%} (checkpoints, WAL, autovacuum among them); "
     notes["load"] += f"the loading backends' CPU: {backends:.0f} s, {backends / loaded * 1e6:.0f} us a row"
     print(f"loaded {notes['load']}")
     describe(plan, minute_floor, notes)
