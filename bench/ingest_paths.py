@@ -5,8 +5,10 @@
 
 Measurement only, for the issue "bulk insert with executemany/COPY and validation that costs little
 per item" (target 15,000 items/s over HTTP in batches of 100: about 6.7 ms of server CPU per batch,
-against about 9.8 ms now). Nothing here is production code; msgspec is needed only to run it
-(``.venv/bin/pip install msgspec``). Three parts, each on the same realistic batches (100 items, a
+against about 9.8 ms then). Nothing here is production code. Ingestion took the per-item
+``msgspec.convert`` of the parser's dicts from part 1 (results.typed_items, ResultRow instead of
+CheckResult): "ingestion now" is that, "plain checks" the code before it, which still judges every
+item the types refuse. Three parts, each on the same realistic batches (100 items, a
 mix of every check type in the shapes of tests/results/__init__.py's SAMPLES over 100 endpoints,
 values varied around each endpoint's own latency, ids UUIDv7, timestamps with 9 fractional digits
 as the agent writes them; ``--shape fleet``: bench/fleet.py's batch, the one bench/run.py measures):
@@ -330,8 +332,10 @@ def spread(values: list[float]) -> str:
 
 
 def stages(agent, now):
-    """The cases of part 1 that measure today's code: the whole loop of results_ingest, then the
-    stages of ``_candidate`` one at a time (each with the path strings it builds)."""
+    """The cases of part 1 that measure the server's code: ingestion's loop as it is now
+    (``_candidate``: results.typed_items, the plain checks only for what those refuse), the plain
+    checks alone (``_checked_candidate``: every item, as before), then their stages one at a time
+    (each with the path strings it builds)."""
     from django.conf import settings
 
     from results.checks import CHECKS, check_columns
@@ -345,7 +349,16 @@ def stages(agent, now):
         out = []
         for index, item in enumerate(batch.items):
             try:  # noqa: SIM105 - results_ingest's own loop (suppress() would cost a context manager)
-                out.append(ingest._candidate(agent, index, item, now))
+                out.append(ingest._checked_candidate(agent, index, item))
+            except DomainError:
+                pass
+        return out
+
+    def now_path(batch):
+        out = []
+        for index, item in enumerate(batch.items):
+            try:  # noqa: SIM105 - as results_ingest's loop
+                out.append(ingest._candidate(agent, index, item))
             except DomainError:
                 pass
         return out
@@ -398,7 +411,8 @@ def stages(agent, now):
         "  json.loads plain": loads_plain,
         "  msgspec.json.decode untyped": lambda batch: ANY.decode(batch.body),
         "  orjson.loads (big ints become floats!)": lambda batch: orjson.loads(batch.body),
-        "_candidate x100 (whole)": candidates,
+        "ingestion now: _candidate x100 (typed, ResultRow)": now_path,
+        "plain checks x100 (whole)": candidates,
         "  refuse_hostile walk": hostile,
         "  uuid_value x3": uuids,
         "  timestamp": timestamps,
@@ -431,7 +445,8 @@ class Row:
 def model_kwargs(result) -> dict:
     names = ["id", "agent_id", "endpoint_id", "check_type", "checked_at", "received_at", "details", "success"]
     names += ["latency_ms", "packets_sent", "packets_received", "status_code", "resolved_ip"]
-    return {name: getattr(result, name) for name in names}
+    # A ResultRow has no agent_id/received_at (the batch's): None there, for CheckResult(**) timing.
+    return {name: getattr(result, name, None) for name in names}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -821,7 +836,7 @@ def compare(agent, batches, now) -> list[str]:
 
     def today(item):
         try:
-            return comparable(ingest._candidate(agent, 0, item, now).result)
+            return comparable(ingest._checked_candidate(agent, 0, item).result)
         except DomainError as exc:
             return exc.code
 
@@ -1155,7 +1170,11 @@ class Inserts:
         self.clock += MINUTE
         now = datetime.now(UTC)
         items = batch_items(str(self.agent.pk), self.endpoints, self.clock, self.rng)
-        return items, [ingest._candidate(self.agent, index, item, now).result for index, item in enumerate(items)], now
+        return (
+            items,
+            [ingest._checked_candidate(self.agent, index, item).result for index, item in enumerate(items)],
+            now,
+        )
 
     def stored(self, store, items, results, received_at) -> int:
         """How many results of the batch ``store`` stored: in a transaction shaped as ingestion's,
@@ -1353,37 +1372,36 @@ def _pair(values: list[float]) -> str:
 
 
 def derived(samples: dict[str, list[float]]) -> None:
-    """The breakdown's remainder, and what each change would cost per batch instead (best rounds;
-    a sum of parts measured apart where a path was not measured whole)."""
+    """The breakdown's remainder, and the parse plus validation of a batch before (the plain checks
+    building CheckResult instances) and now (best rounds; "before" is a sum of parts measured here:
+    the plain checks, which now build ResultRows, with CheckResult's construction in place of a row's)."""
     b = {name.strip(): best(values) for name, values in samples.items()}
-    whole = b["_candidate x100 (whole)"]
-    parts = ["refuse_hostile walk", "uuid_value x3", "timestamp", "check_columns", "CheckResult(**fields)"]
-    print(f"  {'  rest (paths, agent check, _Candidate, try)':48} {whole - sum(b[name] for name in parts):9.1f}")
-    parse, row = (
-        b["StrictJSONParser.parse (body)"],
-        b["instead: a slotted dataclass Row(**fields)"] - b["CheckResult(**fields)"],
-    )
-    today = parse + whole
-    faster_parse = b["msgspec.json.decode untyped"] + parse - b["json.loads(parse_float=_finite_float)"]
+    plain = b["plain checks x100 (whole)"]
+    parts = [
+        "refuse_hostile walk",
+        "uuid_value x3",
+        "timestamp",
+        "check_columns",
+        "instead: a slotted dataclass Row(**fields)",
+    ]
+    print(f"  {'  rest (paths, agent check, _Candidate, try)':48} {plain - sum(b[name] for name in parts):9.1f}")
+    parse = b["StrictJSONParser.parse (body)"]
+    before = parse + plain - b["instead: a slotted dataclass Row(**fields)"] + b["CheckResult(**fields)"]
     options = {
-        "parser without the parse_float false positive": today
+        "plain checks, ResultRow (every item the slow way)": parse + plain,
+        "now: msgspec.convert per item, ResultRow (ingestion)": parse
+        + b["ingestion now: _candidate x100 (typed, ResultRow)"],
+        "  and the parser on msgspec.json.decode (not done)": parse
         - b["json.loads(parse_float=_finite_float)"]
-        + b["json.loads plain"],
-        "parser on msgspec.json.decode (untyped), today's checks": today - parse + faster_parse,
-        "Row instead of CheckResult, today's checks": today + row,
-        "both of the last two": today - parse + faster_parse + row,
-        "msgspec Raw split + typed + untyped + CheckResult (measured)": b["Raw + CheckResult(**fields)"],
-        "msgspec Raw split + typed + untyped + Row": b["msgspec Raw split, item typed + untyped"]
-        + b["instead: a slotted dataclass Row(**fields)"],
-        "parser + msgspec.convert per item + CheckResult (measured)": parse + b["convert + CheckResult(**fields)"],
-        "parser on msgspec untyped + msgspec.convert + Row": faster_parse
-        + b["msgspec.convert(parser's dict) per item"]
+        + b["msgspec.json.decode untyped"]
+        + b["ingestion now: _candidate x100 (typed, ResultRow)"],
+        "  or msgspec Raw split + typed + untyped (not done)": b["msgspec Raw split, item typed + untyped"]
         + b["instead: a slotted dataclass Row(**fields)"],
     }
-    print(f"\n  today, parse + _candidate x100: {today:.0f} µs per batch; instead:")
+    print(f"\n  before, parse + plain checks + CheckResult x100: {before:.0f} µs per batch; instead:")
     for name, cost in options.items():
-        saving = today - cost
-        print(f"  {name:62} {cost:6.0f} µs, saves {saving:5.0f} µs ({100 * saving / today:3.0f}% of it)")
+        saving = before - cost
+        print(f"  {name:62} {cost:6.0f} µs, saves {saving:5.0f} µs ({100 * saving / before:3.0f}% of it)")
 
 
 def main() -> None:
@@ -1417,7 +1435,7 @@ def run(args, parts) -> None:
     batches = make_batches(agent, endpoints, args.batches, rng)
     for batch in batches:
         batch.kwargs = [
-            model_kwargs(ingest._candidate(agent, i, item, now).result) for i, item in enumerate(batch.items)
+            model_kwargs(ingest._checked_candidate(agent, i, item).result) for i, item in enumerate(batch.items)
         ]
     shape = MIX if args.shape == "mix" else "fleet.py's: ping x100 over 20 endpoints"
     print(f"batch: {BATCH} items {shape}, body {fmean(len(b.body) for b in batches):.0f} bytes on average")
@@ -1428,7 +1446,7 @@ def run(args, parts) -> None:
 
     def exact(index, item):
         try:
-            return ingest._candidate(agent, index, item, now)
+            return ingest._checked_candidate(agent, index, item)
         except DomainError as exc:
             return exc
 
@@ -1445,7 +1463,9 @@ def run(args, parts) -> None:
         found["validation"] = {name.strip(): best(values) for name, values in samples.items()}
     if "payload" in parts:
         machine = Machine()
-        results = [[ingest._candidate(agent, i, item, now).result for i, item in enumerate(b.items)] for b in batches]
+        results = [
+            [ingest._checked_candidate(agent, i, item).result for i, item in enumerate(b.items)] for b in batches
+        ]
         samples = interleaved(payload_cases(), results, args.rounds)
         cpu_table(f"Part 3: the store statement's payload, per batch ({machine.note()})", samples)
         found["payload"] = {name.strip(): best(values) for name, values in samples.items()}
@@ -1468,7 +1488,7 @@ def summary(found: dict[str, dict[str, float]]) -> None:
     v, p, i, pg = found["validation"], found["payload"], found["insert"], found["insert_pg"]
     service = v["StrictJSONParser.parse (body)"] + i["results_ingest() whole service (validation included) [rollups]"]
     current, no_tiers = "current: json_to_recordset, 1 statement [rollups]", "current: json_to_recordset, 1 statement"
-    checks = v["_candidate x100 (whole)"] - v["CheckResult(**fields)"]
+    checks = v["plain checks x100 (whole)"] - v["instead: a slotted dataclass Row(**fields)"]
     changes = {
         "validation: Row (slotted dataclass) instead of CheckResult": v["CheckResult(**fields)"]
         - v["instead: a slotted dataclass Row(**fields)"],

@@ -11,14 +11,16 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from msgspec import ValidationError, convert
 from uuid6 import uuid7
 
 from agents.models import Agent
 from agents.services.presence import agent_seen
 from endpoints.models import Endpoint
-from results.checks import CHECKS, check_columns
-from results.models import CheckResult, UnknownEndpoint
-from results.storage import results_store
+from results.checks import CHECKS, COLUMN_KEYS, check_columns
+from results.models import UnknownEndpoint
+from results.storage import ResultRow, results_store
+from results.typed_items import Item
 from smotra import metrics
 from smotra import validation as v
 from smotra.errors import DomainError, Invalid
@@ -41,10 +43,10 @@ class IngestOutcome:
     rejected: list[Rejection] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Candidate:
     index: int
-    result: CheckResult
+    result: ResultRow
     address_hint: str
 
 
@@ -68,7 +70,39 @@ def batch_items(body) -> list:
     return items
 
 
-def _candidate(agent: Agent, index: int, item, now: datetime) -> _Candidate:
+def _candidate(agent: Agent, index: int, item) -> _Candidate:
+    """The item as a row to store, or the DomainError that refuses it: checked by msgspec against
+    ``results.typed_items``; an item refused there (rare: a bad item, or one those types are
+    stricter about) goes through ``_checked_candidate``, which has the last word."""
+    try:
+        return _typed_candidate(agent, index, item)
+    except (ValidationError, DomainError):
+        return _checked_candidate(agent, index, item)
+
+
+def _typed_candidate(agent: Agent, index: int, item) -> _Candidate:
+    v.refuse_hostile(item, f"results[{index}]")  # NUL and depth first, on the parsed item, as below
+    typed = convert(item, Item)
+    if typed.agent_id != agent.pk:
+        raise DomainError("agent_id is not the authenticated agent.", code="agent_id_mismatch")
+    check = typed.check_type
+    check_type = check.__struct_config__.tag
+    columns = check.result.columns()
+    result = ResultRow(
+        id=typed.id,
+        endpoint_id=typed.endpoint_id,
+        check_type=check_type,
+        checked_at=v.timestamp(item, "timestamp", "timestamp", required=True),
+        details={
+            key: value for key, value in item["check_type"]["result"].items() if key not in COLUMN_KEYS[check_type]
+        },
+        **columns,
+    )
+    return _Candidate(index, result, result.resolved_ip)
+
+
+def _checked_candidate(agent: Agent, index: int, item) -> _Candidate:
+    """Every check in plain Python, each refusal with its code and the path of the field at fault."""
     path = f"results[{index}]"
     if not isinstance(item, dict):
         raise Invalid(f"{path} must be an object.", field=path)
@@ -85,17 +119,15 @@ def _candidate(agent: Agent, index: int, item, now: datetime) -> _Candidate:
     if not isinstance(check_type, str) or check_type not in CHECKS:  # a list or object is unhashable
         raise DomainError(f"Unknown check type {str(check_type)[:40]!r}.", code="invalid_check_type")
     columns, details = check_columns(check_type, check.get("result"), f"{path}.check_type.result")
-    result = CheckResult(
+    result = ResultRow(
         id=result_id,
-        agent_id=agent.pk,
         endpoint_id=endpoint_id,
         check_type=check_type,
         checked_at=checked_at,
-        received_at=now,
         details=details,
         **columns,
     )
-    return _Candidate(index, result, columns.get("resolved_ip", ""))
+    return _Candidate(index, result, result.resolved_ip)
 
 
 def _reject(outcome: IngestOutcome, index: int, item, exc: DomainError) -> None:
@@ -112,7 +144,7 @@ def results_ingest(*, agent: Agent, items: list) -> IngestOutcome:
     candidates = []
     for index, item in enumerate(items):
         try:
-            candidates.append(_candidate(agent, index, item, now))
+            candidates.append(_candidate(agent, index, item))
         except DomainError as exc:
             _reject(outcome, index, item, exc)
     candidates = _known_endpoints_only(agent, candidates, outcome, items, now)
@@ -216,13 +248,13 @@ _LOCK_SQL = f"SELECT 1 FROM {Agent._meta.db_table} WHERE id = %s FOR NO KEY UPDA
 
 
 @transaction.atomic
-def _store(agent: Agent, candidates: list[_Candidate], outcome: IngestOutcome) -> list[CheckResult]:
+def _store(agent: Agent, candidates: list[_Candidate], outcome: IngestOutcome) -> list[ResultRow]:
     """All accepted items or none. Ids already stored (a resend) and repeats within the batch are
     duplicates. A resend racing this one (the agent timed out and sent again) waits on the agent's
     row, so it finds these ids stored and does not count them as accepted too; the insert's
     ON CONFLICT DO NOTHING keeps ids shared between agents out as well."""
     _lock_agent(agent)
-    unique: dict[UUID, CheckResult] = {}
+    unique: dict[UUID, ResultRow] = {}
     for candidate in candidates:
         unique.setdefault(candidate.result.id, candidate.result)
     stored = results_store(list(unique.values()), agent_id=agent.pk, received_at=outcome.received_at)
@@ -231,7 +263,7 @@ def _store(agent: Agent, candidates: list[_Candidate], outcome: IngestOutcome) -
     return [unique[result_id] for result_id in stored]
 
 
-def _count(stored: list[CheckResult], outcome: IngestOutcome, items) -> None:
+def _count(stored: list[ResultRow], outcome: IngestOutcome, items) -> None:
     tally = Tally(result.check_type for result in stored)
     for check_type, number in tally.items():
         metrics.RESULTS.labels(check_type, "stored", "").inc(number)
