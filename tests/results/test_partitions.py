@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from results.models import CheckResult
-from results.partitions import DEFAULT, TABLE, Partition, day_partitions, partitions_ensure, uuid7_floor
+from results.partitions import (
+    DEFAULT,
+    TABLE,
+    Partition,
+    day_partitions,
+    partitions_ensure,
+    results_prune,
+    uuid7_floor,
+)
 from tests.factories import EndpointFactory
 from tests.results import agent_with_key, key_header, result_item
 
@@ -189,6 +198,68 @@ def test_concurrent_ensures_create_each_partition_once():
         assert sorted(created) == [Partition(day).name for day in days]
     finally:
         drop(*days)
+
+
+def _waiting_on(table: str) -> int:
+    """How many lock requests on ``table`` wait, in other sessions."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = to_regclass(%s)", [table])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_partition_drops_while_a_reader_holds_the_parent_and_the_reader_is_not_a_deadlock_victim(section_a):
+    """A query over the results locks the parent, then each partition it reads. The drop waits for
+    that reader to finish (DETACH needs the parent); the reader, meanwhile, must still be able to
+    read the partition being dropped: the drop holds it in SHARE mode, not exclusively (which
+    made the reader and the drop wait on each other, and PostgreSQL killed one of them)."""
+    agent, endpoint = agent_with_key(section_a), EndpointFactory(section=section_a)
+    old = today() - timedelta(days=45)
+    partitions_ensure(since=old, until=old)
+    made = Partition(old).start + timedelta(hours=2)
+    CheckResult.objects.bulk_create([_result(agent, endpoint, made, made) for _ in range(3)])
+    name = Partition(old).name
+    read, pruned, errors = [], [], []
+    holding, done = threading.Event(), threading.Event()
+
+    def reader():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE ONLY {TABLE} IN ACCESS SHARE MODE")  # as a query's plan does
+                holding.set()
+                for _ in range(500):  # until the drop waits for the parent (at most 5 s)
+                    if _waiting_on(TABLE):
+                        break
+                    time.sleep(0.01)
+                cursor.execute(f"SELECT count(*) FROM {name}")
+                read.append(cursor.fetchone()[0])
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+            connections.close_all()
+
+    def prune():
+        try:
+            holding.wait(5)
+            pruned.append(results_prune(timezone.now() - timedelta(days=30), 1000))
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=reader), threading.Thread(target=prune)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert errors == []
+        assert read == [3]
+        assert pruned[0].partitions >= 1 and pruned[0].results >= 3
+        assert not exists(name)
+    finally:
+        drop(old)
 
 
 @pytest.mark.django_db(transaction=True)
