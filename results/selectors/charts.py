@@ -24,6 +24,7 @@ from results.selectors.reports import (
     ReportQuery,
     report,
     report_source,
+    series_in,
     series_of,
     visible_endpoints,
 )
@@ -121,9 +122,9 @@ def window_buckets(user, query: ReportQuery, key: Callable[[dict], object], *, n
     agents = Agent.objects.visible_to(user)
     if query.agent_ids:
         agents = agents.filter(pk__in=query.agent_ids)
-    endpoint_ids = visible_endpoints(user, query).values_list("pk", flat=True)
-    series = series_of(endpoint_ids, agents.values_list("pk", flat=True), query.metric_types)
-    rows = model.objects.filter(bucket__gte=query.start, bucket__lt=query.end, series_id__in=list(series))
+    scope = series_in(visible_endpoints(user, query), agents, query.metric_types)
+    series = series_of(scope)
+    rows = model.objects.filter(bucket__gte=query.start, bucket__lt=query.end, series_id__in=scope.values("pk"))
     merged: dict = defaultdict(Cell)
     for row in rows.values().iterator(chunk_size=5000):
         endpoint_id, agent_id, check_type = series[row["series_id"]]

@@ -278,15 +278,15 @@ def _plan(user, query: ReportQuery, now: datetime | None) -> _Plan:
     now = now or datetime.now(UTC)
     model, aggregation = report_source(query, now)
     width = AGGREGATIONS[aggregation]
-    endpoints = {
-        endpoint.pk: endpoint for endpoint in visible_endpoints(user, query).only("id", "address", "port", "section_id")
-    }
+    visible = visible_endpoints(user, query)
+    endpoints = {endpoint.pk: endpoint for endpoint in visible.only("id", "address", "port", "section_id")}
     agents = Agent.objects.visible_to(user)
     if query.agent_ids:
         agents = agents.filter(pk__in=query.agent_ids)
     names = dict(agents.values_list("pk", "name"))
-    series = series_of(endpoints, names, query.metric_types)
-    source = model.objects.filter(series_id__in=list(series), bucket__gte=query.start, bucket__lt=query.end)
+    scope = series_in(visible, agents, query.metric_types)
+    series = series_of(scope)
+    source = model.objects.filter(series_id__in=scope.values("pk"), bucket__gte=query.start, bucket__lt=query.end)
     agent = ["series__agent_id"] if query.group_by == "agent" else []
     keys = ["series__endpoint_id", *agent, "series__check_type"]
     if query.group_by == "agent" and width == TIER_SECONDS[model]:  # one stored row per report row
@@ -303,11 +303,16 @@ def _plan(user, query: ReportQuery, now: datetime | None) -> _Plan:
     return _Plan(aggregation, model, width, grouped, window, series, endpoints, names, query.group_by)
 
 
-def series_of(endpoint_ids, agent_ids, metric_types=()) -> dict[int, tuple]:
-    """series id -> (endpoint_id, agent_id, check_type) for these endpoints, agents and types."""
-    series = RollupSeries.objects.filter(endpoint_id__in=list(endpoint_ids), agent_id__in=list(agent_ids))
-    if metric_types:
-        series = series.filter(check_type__in=metric_types)
+def series_in(endpoints, agents, metric_types=()):
+    """The rollup series of these endpoints and agents (querysets, so that the database joins
+    them: a section's 2,000 series as an IN list of ids took longer to build and send than
+    the query took to run; bench/readside.py) and check types."""
+    series = RollupSeries.objects.filter(endpoint_id__in=endpoints.values("pk"), agent_id__in=agents.values("pk"))
+    return series.filter(check_type__in=metric_types) if metric_types else series
+
+
+def series_of(series) -> dict[int, tuple]:
+    """series id -> (endpoint_id, agent_id, check_type) of a ``series_in`` queryset."""
     return {pk: (e, a, t) for pk, e, a, t in series.values_list("pk", "endpoint_id", "agent_id", "check_type")}
 
 

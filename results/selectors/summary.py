@@ -10,7 +10,7 @@ from django.db.models import Sum
 from agents.models import Agent, AgentStatus
 from endpoints.models import Endpoint
 from results.models import HourRollup, MinuteRollup
-from results.selectors.reports import Bucket, bucket_status, series_of
+from results.selectors.reports import Bucket, bucket_status, series_in
 from smotra.hooks import open_alerts
 
 TIME_RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -24,10 +24,11 @@ def summary(user, *, time_range: str = "24h", section_id=None, now: datetime | N
     endpoints = Endpoint.objects.visible_to(user).filter(enabled=True)
     if section_id:
         agents, endpoints = agents.filter(section_id=section_id), endpoints.filter(section_id=section_id)
+    series = series_in(endpoints, agents).values("pk")
     agents = list(agents)
     endpoint_ids = list(endpoints.values_list("pk", flat=True))
-    states = _target_states(endpoint_ids, [agent.pk for agent in agents], now)
-    per_agent, total = _checks(agents, endpoint_ids, now - TIME_RANGES[time_range], now, time_range)
+    states = _target_states(series, now)
+    per_agent, total = _checks(series, now - TIME_RANGES[time_range], now, time_range)
     active = sum(1 for agent in agents if agent.status(now=now) == AgentStatus.ONLINE)
     return {
         "time_range": time_range,
@@ -66,18 +67,16 @@ def _sums(rows, by: str) -> dict:
     return sums
 
 
-def _target_states(endpoint_ids: list, agent_ids: list, now: datetime) -> dict:
+def _target_states(series, now: datetime) -> dict:
     """endpoint id -> merged status of the last 15 minutes (absent: no results, unknown)."""
-    series = series_of(endpoint_ids, agent_ids)
-    recent = MinuteRollup.objects.filter(bucket__gte=now - RECENT, series_id__in=list(series))
+    recent = MinuteRollup.objects.filter(bucket__gte=now - RECENT, series_id__in=series)
     return {endpoint_id: bucket_status(bucket) for endpoint_id, bucket in _sums(recent, "series__endpoint_id").items()}
 
 
-def _checks(agents: list, endpoint_ids: list, since: datetime, now: datetime, time_range: str):
+def _checks(series, since: datetime, now: datetime, time_range: str):
     """Checks per agent and in all over the time range (minute rollups for an hour, else hourly)."""
     model = MinuteRollup if time_range == "1h" else HourRollup
-    series = series_of(endpoint_ids, [agent.pk for agent in agents])
-    rows = model.objects.filter(bucket__gte=since, bucket__lte=now, series_id__in=list(series))
+    rows = model.objects.filter(bucket__gte=since, bucket__lte=now, series_id__in=series)
     per_agent = defaultdict(Bucket, _sums(rows, "series__agent_id"))
     total = Bucket()
     for bucket in per_agent.values():
