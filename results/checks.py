@@ -19,7 +19,7 @@ def _error_details(result: dict, path: str) -> None:
         raise Invalid(f"{path}.error_details.errors must be a list of strings.", field=f"{path}.error_details.errors")
 
 
-def _mean(values) -> float | None:
+def mean_or_none(values) -> float | None:
     return fmean(values) if values else None
 
 
@@ -35,7 +35,7 @@ def _ping(result: dict, p: str) -> dict:
     return {
         "success": successes > 0,
         "resolved_ip": v.string(result, "resolved_ip", f"{p}.resolved_ip", required=True, max_length=64),
-        "latency_ms": _mean(latencies),
+        "latency_ms": mean_or_none(latencies),
         "packets_sent": successes + failures,
         "packets_received": successes,
     }
@@ -82,7 +82,7 @@ def _traceroute(result: dict, p: str) -> dict:
         raise Invalid(f"{p}.hops must be a list of at most 255 hops.", field=f"{p}.hops")
     latencies = [_hop(hop, f"{p}.hops[{index}]") for index, hop in enumerate(hops)]
     reached = v.boolean(result, "target_reached", f"{p}.target_reached", required=True)
-    return {"success": reached, "latency_ms": _mean(latencies[-1]) if reached and latencies else None}
+    return {"success": reached, "latency_ms": mean_or_none(latencies[-1]) if reached and latencies else None}
 
 
 def _plugin(result: dict, p: str) -> dict:

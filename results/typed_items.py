@@ -16,13 +16,12 @@ on the whole item as before."""
 
 from __future__ import annotations
 
-from statistics import fmean
 from typing import Annotated
 from uuid import UUID
 
 from msgspec import Meta, Struct
 
-from results.checks import MAX_PACKETS
+from results.checks import MAX_PACKETS, mean_or_none
 from smotra.validation import MAX_NUMBER
 
 # validation.number: a non-negative int or float (never a bool) up to MAX_NUMBER; ints pass as floats.
@@ -32,10 +31,6 @@ Size = Annotated[int, Meta(ge=0, le=int(MAX_NUMBER))]
 Latencies = Annotated[list[Number], Meta(max_length=10_000)]  # validation.number_list
 Address = Annotated[str, Meta(max_length=64)]
 Text = Annotated[str, Meta(max_length=255)]  # validation.string's default
-
-
-def _mean(values) -> float | None:
-    return fmean(values) if values else None
 
 
 class _Result(Struct, kw_only=True):
@@ -62,7 +57,7 @@ class PingResult(_Result, kw_only=True):
         return {
             "success": self.successes > 0,
             "resolved_ip": self.resolved_ip,
-            "latency_ms": _mean(self.success_latencies),
+            "latency_ms": mean_or_none(self.success_latencies),
             "packets_sent": self.successes + self.failures,
             "packets_received": self.successes,
         }
@@ -113,7 +108,7 @@ class TracerouteResult(_Result, kw_only=True):
 
     def columns(self) -> dict:
         last = (self.hops[-1].success_latencies or []) if self.hops else []
-        return {"success": self.target_reached, "latency_ms": _mean(last) if self.target_reached else None}
+        return {"success": self.target_reached, "latency_ms": mean_or_none(last) if self.target_reached else None}
 
 
 class PluginResult(_Result, kw_only=True):
