@@ -5,7 +5,7 @@
 4 µs. The types say what a valid item is and which columns it gives; they never speak to the agent.
 Ingestion converts each item and, on any refusal, runs the item through ``results.checks`` instead,
 which either names the error with its contract code and message, or accepts an item these types are
-too strict for (an id in braces, an integer past 64 bits in a plugin's details): both paths give the
+too strict for (an id in braces or as a URN, which uuid.UUID reads and msgspec does not): both give the
 same ``ResultRow`` wherever both accept (tests/results/test_typed_items.py compares them item by
 item over a table of valid, odd and bad items). So the types may be stricter than ``checks``, never
 looser: each constraint below is the one its ``checks`` line applies.
